@@ -1,0 +1,109 @@
+"""Drumbeat: sales-outreach campaigns. create_app() is the only entry point."""
+
+import os
+import secrets
+from pathlib import Path
+
+import sqlalchemy as sa
+from flask import Flask, jsonify
+
+from webapp.config import ROOT, Config
+
+
+def create_app(config: type[Config] | dict | None = None) -> Flask:
+    app = Flask(
+        __name__, template_folder="../templates", static_folder="../static", instance_path=str(ROOT / "instance")
+    )
+    app.config.from_object(Config)
+    if isinstance(config, dict):
+        app.config.update(config)
+    elif config is not None:
+        app.config.from_object(config)
+    _ensure_secret_key(app)
+
+    from webapp.logging import configure_logging
+
+    configure_logging(app)
+    _init_extensions(app)
+    _register_blueprints(app)
+
+    from webapp.errors import register_error_handlers
+
+    register_error_handlers(app)
+
+    from webapp.cli import register_commands
+
+    register_commands(app)
+    _register_health(app)
+    return app
+
+
+def _ensure_secret_key(app: Flask) -> None:
+    """Without SECRET_KEY, use one generated once and kept in instance/secret_key (mode 0600)."""
+    if app.config.get("SECRET_KEY"):
+        return
+    path = Path(app.instance_path) / "secret_key"
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as handle:
+            handle.write(secrets.token_hex(32))
+    app.config["SECRET_KEY"] = path.read_text().strip()
+
+
+def _init_extensions(app: Flask) -> None:
+    from webapp.extensions import csrf, db, limiter, login_manager, migrate
+
+    db.init_app(app)
+    migrate.init_app(app, db, directory=str(app.root_path + "/../migrations"), compare_type=True)
+    csrf.init_app(app)
+    limiter.init_app(app)
+    login_manager.init_app(app)
+    with app.app_context():
+        _configure_engine(app, db.engine)
+
+
+def _configure_engine(app: Flask, engine: sa.Engine) -> None:
+    if engine.dialect.name == "sqlite":
+
+        @sa.event.listens_for(engine, "connect")
+        def _sqlite_pragmas(dbapi_conn, _record):
+            cursor = dbapi_conn.cursor()
+            cursor.execute("PRAGMA foreign_keys=ON")
+            cursor.execute("PRAGMA journal_mode=WAL")
+            cursor.execute("PRAGMA synchronous=NORMAL")
+            cursor.execute("PRAGMA busy_timeout=5000")
+            cursor.close()
+
+    elif engine.dialect.name == "postgresql":
+        timeout = int(app.config["STATEMENT_TIMEOUT_MS"])
+
+        @sa.event.listens_for(engine, "connect")
+        def _pg_settings(dbapi_conn, _record):
+            with dbapi_conn.cursor() as cursor:
+                cursor.execute(f"SET statement_timeout = {timeout}")
+            dbapi_conn.commit()
+
+
+def _register_blueprints(app: Flask) -> None:
+    from webapp.api import bp as api_bp
+
+    app.register_blueprint(api_bp)
+
+
+def _register_health(app: Flask) -> None:
+    from webapp.extensions import db, limiter
+
+    @app.get("/healthz")
+    @limiter.exempt
+    def healthz():
+        """The process is up; says nothing about the database."""
+        return jsonify({"success": True, "data": {"status": "ok"}})
+
+    @app.get("/readyz")
+    @limiter.exempt
+    def readyz():
+        """Ready to serve: the database answers."""
+        db.session.execute(sa.text("SELECT 1"))
+        db.session.rollback()
+        return jsonify({"success": True, "data": {"status": "ready"}})

@@ -1,0 +1,199 @@
+"""The API's machinery: one decorator declares an operation's path, input and output models.
+
+It parses and validates the request (JSON body, query string), calls the view with typed
+arguments, wraps the result in the `{"success": true, "data": ...}` envelope, replays
+`Idempotency-Key` requests, and records the operation for the OpenAPI document.
+"""
+
+import functools
+import json
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+from flask import Response, g, jsonify, request
+from pydantic import BaseModel, ValidationError
+
+from webapp.errors import ServiceError, ValidationFailed
+from webapp.services.idempotency import (
+    StoredResponse,
+    begin_idempotent_request,
+    fingerprint,
+    finish_idempotent_request,
+)
+
+
+@dataclass
+class Operation:
+    method: str
+    rule: str
+    endpoint: str
+    summary: str
+    tag: str
+    body: type[BaseModel] | None = None
+    query: type[BaseModel] | None = None
+    response: Any = None
+    status: int = 200
+    paginated: bool = False
+    auth: bool = True
+    raw_body: bool = False
+    extra_errors: tuple[int, ...] = ()
+    description: str = ""
+
+
+@dataclass
+class Page:
+    items: list
+    total: int
+    page: int
+    limit: int
+
+
+@dataclass
+class Registry:
+    operations: list[Operation] = field(default_factory=list)
+
+
+registry = Registry()
+
+
+def validation_details(exc: ValidationError) -> list[dict]:
+    details = []
+    for error in exc.errors(include_url=False, include_context=False, include_input=False):
+        location = ".".join(str(part) for part in error["loc"]) or "body"
+        details.append({"field": location, "message": error["msg"]})
+    return details
+
+
+def validation_failed(exc: ValidationError, prefix: str = "") -> ValidationFailed:
+    details = validation_details(exc)
+    if prefix:
+        details = [{**d, "field": f"{prefix}.{d['field']}" if d["field"] != "body" else prefix} for d in details]
+    summary = "; ".join(f"{d['field']}: {d['message']}" for d in details[:5])
+    more = f" (and {len(details) - 5} more)" if len(details) > 5 else ""
+    return ValidationFailed(f"Invalid request: {summary}{more}", details=details)
+
+
+def _reject_constant(name: str):
+    raise ValueError(f"{name} is not valid JSON")
+
+
+def parse_json_body() -> Any:
+    """The request body as JSON, or ValidationFailed with a readable reason."""
+    raw = request.get_data(cache=True)
+    if not raw.strip():
+        raise ValidationFailed("Request body is required: send a JSON object.")
+    mimetype = request.mimetype or ""
+    if mimetype and mimetype != "application/json" and not mimetype.endswith("+json"):
+        raise ValidationFailed("Content-Type must be application/json.")
+    try:
+        return json.loads(raw, parse_constant=_reject_constant)
+    except (ValueError, RecursionError) as exc:
+        reason = "nested too deeply" if isinstance(exc, RecursionError) else str(exc)[:200]
+        raise ValidationFailed(f"Malformed JSON: {reason}") from exc
+
+
+def parse_body(model: type[BaseModel]) -> BaseModel:
+    data = parse_json_body()
+    if not isinstance(data, dict):
+        raise ValidationFailed("Request body must be a JSON object.")
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        raise validation_failed(exc) from exc
+
+
+def parse_query(model: type[BaseModel]) -> BaseModel:
+    args = {key: value for key, value in request.args.items()}
+    try:
+        return model.model_validate(args)
+    except ValidationError as exc:
+        raise validation_failed(exc) from exc
+
+
+def envelope(op: Operation, result: Any) -> tuple[dict, int]:
+    if op.paginated:
+        page: Page = result
+        items = [op.response.model_validate(item).model_dump(mode="json") for item in page.items]
+        total_pages = math.ceil(page.total / page.limit) if page.total else 0
+        return {
+            "success": True,
+            "data": items,
+            "pagination": {
+                "page": page.page,
+                "limit": page.limit,
+                "total": page.total,
+                "totalPages": total_pages,
+            },
+        }, op.status
+    if op.response is None:
+        return {"success": True, "data": None}, op.status
+    data = op.response.model_validate(result).model_dump(mode="json")
+    return {"success": True, "data": data}, op.status
+
+
+def _error_body(exc: ServiceError) -> dict:
+    return {
+        "success": False,
+        "error": exc.error,
+        "message": exc.message,
+        "statusCode": exc.status_code,
+        "details": exc.details,
+    }
+
+
+def operation(blueprint, method: str, rule: str, *, summary: str, tag: str, **options):
+    """Declare an API operation on `blueprint` (see Operation for the options)."""
+
+    def decorator(view):
+        op = Operation(
+            method=method,
+            rule=blueprint.url_prefix + rule,
+            endpoint=view.__name__,
+            summary=summary,
+            tag=tag,
+            description=(view.__doc__ or "").strip(),
+            **options,
+        )
+        registry.operations.append(op)
+
+        @functools.wraps(view)
+        def wrapper(**path_args):
+            kwargs = dict(path_args)
+            if op.body is not None:
+                kwargs["body"] = parse_body(op.body)
+            if op.query is not None:
+                kwargs["query"] = parse_query(op.query)
+            key = request.headers.get("Idempotency-Key") if method == "POST" and op.auth else None
+            if key is None:
+                body, status = envelope(op, view(**kwargs))
+                return jsonify(body), status
+            return _idempotent(op, view, kwargs, key)
+
+        blueprint.add_url_rule(rule, view.__name__, wrapper, methods=[method])
+        return wrapper
+
+    return decorator
+
+
+def _idempotent(op: Operation, view, kwargs: dict, key: str) -> Response | tuple:
+    fp = fingerprint(request.method, request.path, request.get_data(cache=True))
+    claim = begin_idempotent_request(g.workspace, key, fp)
+    if isinstance(claim, StoredResponse):
+        response = jsonify(claim.body)
+        response.status_code = claim.status_code
+        response.headers["Idempotent-Replayed"] = "true"
+        return response
+    try:
+        body, status = envelope(op, view(**kwargs))
+    except ServiceError as exc:
+        if exc.status_code < 500:
+            finish_idempotent_request(claim, exc.status_code, _error_body(exc))
+        else:
+            finish_idempotent_request(claim, exc.status_code, None)
+        raise
+    except BaseException:
+        finish_idempotent_request(claim, 500, None)
+        raise
+    finish_idempotent_request(claim, status, body)
+    return jsonify(body), status

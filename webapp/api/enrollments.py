@@ -1,0 +1,123 @@
+"""Enrolling contacts into an instance, and managing one enrollment."""
+
+import uuid
+
+from flask import g
+
+from webapp.api import bp
+from webapp.api.base import Page, operation
+from webapp.schemas.common import Query
+from webapp.schemas.enrollments import (
+    BulkEnrollmentIn,
+    BulkEnrollmentOut,
+    EnrollmentIn,
+    EnrollmentOut,
+    EnrollmentQuery,
+    EnrollmentStatusIn,
+)
+from webapp.schemas.events import EventOut
+from webapp.services import enrollments
+
+TAG = "enrollments"
+
+
+@operation(
+    bp,
+    "POST",
+    "/instances/<uuid:instance_id>/enrollments",
+    summary="Enroll one contact",
+    tag=TAG,
+    body=EnrollmentIn,
+    response=EnrollmentOut,
+    status=201,
+)
+def create_enrollment(instance_id: uuid.UUID, body: EnrollmentIn):
+    """By `contact_id`, or by `contact` data (created or updated by email). A suppressed or
+    already enrolled contact is a 409."""
+    return enrollments.enroll_contact(g.workspace, instance_id, body)
+
+
+@operation(
+    bp,
+    "POST",
+    "/instances/<uuid:instance_id>/enrollments/bulk",
+    summary="Enroll up to 10,000 contacts",
+    tag=TAG,
+    body=BulkEnrollmentIn,
+    response=BulkEnrollmentOut,
+)
+def create_enrollments_bulk(instance_id: uuid.UUID, body: BulkEnrollmentIn):
+    """Answers with counts: enrolled, already enrolled, suppressed, and the invalid items by
+    index with the reason. Suppressed contacts are never enrolled."""
+    return enrollments.enroll_contacts(g.workspace, instance_id, body.contacts)
+
+
+@operation(
+    bp,
+    "GET",
+    "/instances/<uuid:instance_id>/enrollments",
+    summary="List an instance's enrollments",
+    tag=TAG,
+    query=EnrollmentQuery,
+    response=EnrollmentOut,
+    paginated=True,
+)
+def list_enrollments(instance_id: uuid.UUID, query: EnrollmentQuery):
+    items, total = enrollments.list_enrollments(
+        g.workspace,
+        instance_id,
+        status=query.status,
+        search=query.search,
+        sort=query.sort,
+        page=query.page,
+        limit=query.limit,
+    )
+    return Page(items, total, query.page, query.limit)
+
+
+@operation(bp, "GET", "/enrollments/<uuid:enrollment_id>", summary="Get an enrollment", tag=TAG, response=EnrollmentOut)
+def get_enrollment(enrollment_id: uuid.UUID):
+    return enrollments.get_enrollment(g.workspace, enrollment_id)
+
+
+@operation(
+    bp,
+    "PATCH",
+    "/enrollments/<uuid:enrollment_id>",
+    summary="Pause or resume an enrollment",
+    tag=TAG,
+    body=EnrollmentStatusIn,
+    response=EnrollmentOut,
+    extra_errors=(409,),
+)
+def update_enrollment(enrollment_id: uuid.UUID, body: EnrollmentStatusIn):
+    return enrollments.change_enrollment_status(g.workspace, enrollment_id, body.status)
+
+
+@operation(
+    bp,
+    "DELETE",
+    "/enrollments/<uuid:enrollment_id>",
+    summary="Unenroll",
+    tag=TAG,
+    response=EnrollmentOut,
+    extra_errors=(409,),
+)
+def delete_enrollment(enrollment_id: uuid.UUID):
+    """The enrollment becomes `removed` (final); its history stays."""
+    return enrollments.unenroll(g.workspace, enrollment_id)
+
+
+@operation(
+    bp,
+    "GET",
+    "/enrollments/<uuid:enrollment_id>/events",
+    summary="An enrollment's events",
+    tag=TAG,
+    query=Query,
+    response=EventOut,
+    paginated=True,
+)
+def list_enrollment_events(enrollment_id: uuid.UUID, query: Query):
+    items, total = enrollments.list_enrollment_events(g.workspace, enrollment_id, page=query.page, limit=query.limit)
+    return Page(items, total, query.page, query.limit)

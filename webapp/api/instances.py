@@ -1,0 +1,81 @@
+"""Campaign instances, their status, and their performance."""
+
+import uuid
+
+from flask import current_app, g
+
+from webapp.api import bp
+from webapp.api.base import Page, operation
+from webapp.extensions import limiter
+from webapp.schemas.analytics import PerformanceOut
+from webapp.schemas.instances import InstanceIn, InstanceOut, InstanceQuery, InstanceStatusIn
+from webapp.services import analytics, instances
+
+TAG = "instances"
+
+
+@operation(
+    bp,
+    "POST",
+    "/instances",
+    summary="Create a campaign instance from a template",
+    tag=TAG,
+    body=InstanceIn,
+    response=InstanceOut,
+    status=201,
+    extra_errors=(404,),
+)
+def create_instance(body: InstanceIn):
+    return instances.create_instance(g.workspace, body)
+
+
+@operation(
+    bp,
+    "GET",
+    "/instances",
+    summary="List campaign instances",
+    tag=TAG,
+    query=InstanceQuery,
+    response=InstanceOut,
+    paginated=True,
+)
+def list_instances(query: InstanceQuery):
+    items, total = instances.list_instances(
+        g.workspace, status=query.status, search=query.search, page=query.page, limit=query.limit
+    )
+    return Page(items, total, query.page, query.limit)
+
+
+@operation(bp, "GET", "/instances/<uuid:instance_id>", summary="Get a campaign instance", tag=TAG, response=InstanceOut)
+def get_instance(instance_id: uuid.UUID):
+    return instances.get_instance(g.workspace, instance_id)
+
+
+@operation(
+    bp,
+    "PATCH",
+    "/instances/<uuid:instance_id>",
+    summary="Change a campaign's status",
+    tag=TAG,
+    body=InstanceStatusIn,
+    response=InstanceOut,
+    extra_errors=(409,),
+)
+def update_instance_status(instance_id: uuid.UUID, body: InstanceStatusIn):
+    """draft -> active (launch) -> paused <-> active -> completed; draft -> completed (cancel).
+    An invalid transition is a 409 whose message lists the allowed ones."""
+    return instances.change_instance_status(g.workspace, instance_id, body.status)
+
+
+@limiter.limit(lambda: current_app.config["RATELIMIT_PERFORMANCE"], override_defaults=False)
+@operation(
+    bp,
+    "GET",
+    "/instances/<uuid:instance_id>/performance",
+    summary="Campaign performance",
+    tag=TAG,
+    response=PerformanceOut,
+)
+def get_instance_performance(instance_id: uuid.UUID):
+    """Enrollment counts, event totals and rates, per step, and a daily series."""
+    return analytics.instance_performance(g.workspace, instance_id)

@@ -1,0 +1,1 @@
+"""The campaign engine: scheduling, rendering and mail transport. Never imports web/ or api/."""

@@ -1,0 +1,34 @@
+"""Every model, imported here so Alembic and the tests see the whole schema."""
+
+from webapp.models.api_key import ApiKey
+from webapp.models.base import NIL_UUID, Base, utcnow
+from webapp.models.contact import Contact
+from webapp.models.delivery import Delivery
+from webapp.models.enrollment import CampaignEnrollment
+from webapp.models.event import CampaignEvent, EventFirst, EventRollup
+from webapp.models.idempotency import IdempotencyKey
+from webapp.models.instance import CampaignInstance
+from webapp.models.task import Task
+from webapp.models.template import CampaignTemplate, SequenceStep
+from webapp.models.user import User
+from webapp.models.workspace import Workspace
+
+__all__ = [
+    "NIL_UUID",
+    "ApiKey",
+    "Base",
+    "CampaignEnrollment",
+    "CampaignEvent",
+    "CampaignInstance",
+    "CampaignTemplate",
+    "Contact",
+    "Delivery",
+    "EventFirst",
+    "EventRollup",
+    "IdempotencyKey",
+    "SequenceStep",
+    "Task",
+    "User",
+    "Workspace",
+    "utcnow",
+]

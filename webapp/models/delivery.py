@@ -1,0 +1,29 @@
+import uuid
+from datetime import datetime
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Mapped, mapped_column
+
+from webapp.models.base import Base, Timestamps, UUIDPrimaryKey
+from webapp.models.enums import DeliveryStatus
+
+
+class Delivery(UUIDPrimaryKey, Timestamps, Base):
+    """The send ledger: one row per (enrollment, step) makes a step go out at most once."""
+
+    __tablename__ = "deliveries"
+
+    workspace_id: Mapped[uuid.UUID] = mapped_column(sa.ForeignKey("workspaces.id", ondelete="CASCADE"))
+    enrollment_id: Mapped[uuid.UUID] = mapped_column(sa.ForeignKey("campaign_enrollments.id", ondelete="CASCADE"))
+    step_id: Mapped[uuid.UUID] = mapped_column(sa.ForeignKey("sequence_steps.id", ondelete="CASCADE"))
+    status: Mapped[str] = mapped_column(sa.String(20), default=DeliveryStatus.CLAIMED)
+    claimed_until: Mapped[datetime | None]
+    message_id: Mapped[str | None] = mapped_column(sa.String(255), index=True)
+    attempts: Mapped[int] = mapped_column(default=0)
+    error: Mapped[str | None] = mapped_column(sa.Text)
+    sent_at: Mapped[datetime | None]
+
+    __table_args__ = (
+        sa.UniqueConstraint("enrollment_id", "step_id"),
+        sa.Index("ix_deliveries_status_claimed_until", "status", "claimed_until"),
+    )

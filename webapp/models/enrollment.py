@@ -1,0 +1,35 @@
+import uuid
+from datetime import datetime
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from webapp.models.base import Base, UUIDPrimaryKey, utcnow
+from webapp.models.contact import Contact
+from webapp.models.enums import EnrollmentStatus
+
+
+class CampaignEnrollment(UUIDPrimaryKey, Base):
+    """A contact's journey through one instance. `current_step` counts the steps done."""
+
+    __tablename__ = "campaign_enrollments"
+
+    workspace_id: Mapped[uuid.UUID] = mapped_column(sa.ForeignKey("workspaces.id", ondelete="CASCADE"))
+    instance_id: Mapped[uuid.UUID] = mapped_column(sa.ForeignKey("campaign_instances.id", ondelete="CASCADE"))
+    contact_id: Mapped[uuid.UUID] = mapped_column(sa.ForeignKey("contacts.id", ondelete="CASCADE"), index=True)
+    status: Mapped[str] = mapped_column(sa.String(20), default=EnrollmentStatus.ENROLLED)
+    status_reason: Mapped[str | None] = mapped_column(sa.String(255))
+    current_step: Mapped[int] = mapped_column(default=0)
+    next_action_at: Mapped[datetime | None]
+    enrolled_at: Mapped[datetime] = mapped_column(default=utcnow)
+    completed_at: Mapped[datetime | None]
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+    contact: Mapped[Contact] = relationship(lazy="raise_on_sql")
+
+    __table_args__ = (
+        sa.UniqueConstraint("instance_id", "contact_id"),
+        # Covers the per-status counts of the performance endpoint and the status filter of lists.
+        sa.Index("ix_campaign_enrollments_instance_status", "instance_id", "status"),
+        sa.Index("ix_campaign_enrollments_due", "status", "next_action_at"),
+    )

@@ -1,0 +1,81 @@
+"""Status and type vocabularies. Stored as strings; the state machines live in services."""
+
+from enum import StrEnum
+
+
+class ContactStatus(StrEnum):
+    SUBSCRIBED = "subscribed"
+    UNSUBSCRIBED = "unsubscribed"
+    BOUNCED = "bounced"
+    COMPLAINED = "complained"
+
+
+class TemplateType(StrEnum):
+    EMAIL = "email"
+    LINKEDIN = "linkedin"
+    MULTI_CHANNEL = "multi_channel"
+
+
+class PathType(StrEnum):
+    STRUCTURED = "structured"
+    DYNAMIC = "dynamic"
+
+
+class Channel(StrEnum):
+    EMAIL = "email"
+    LINKEDIN = "linkedin"
+
+
+class StepAction(StrEnum):
+    EMAIL = "email"
+    CONNECTION_REQUEST = "connection_request"
+    MESSAGE = "message"
+    PROFILE_VISIT = "profile_visit"
+    INMAIL = "inmail"
+    TASK = "task"
+
+
+class InstanceStatus(StrEnum):
+    DRAFT = "draft"
+    ACTIVE = "active"
+    PAUSED = "paused"
+    COMPLETED = "completed"
+
+
+class EnrollmentStatus(StrEnum):
+    ENROLLED = "enrolled"
+    ACTIVE = "active"
+    PAUSED = "paused"
+    COMPLETED = "completed"
+    REPLIED = "replied"
+    BOUNCED = "bounced"
+    UNSUBSCRIBED = "unsubscribed"
+    FAILED = "failed"
+    REMOVED = "removed"
+
+
+LIVE_ENROLLMENT_STATUSES = (EnrollmentStatus.ENROLLED, EnrollmentStatus.ACTIVE, EnrollmentStatus.PAUSED)
+
+
+class EventType(StrEnum):
+    SENT = "sent"
+    DELIVERED = "delivered"
+    OPENED = "opened"
+    CLICKED = "clicked"
+    REPLIED = "replied"
+    BOUNCED = "bounced"
+    UNSUBSCRIBED = "unsubscribed"
+    COMPLAINED = "complained"
+
+
+class DeliveryStatus(StrEnum):
+    CLAIMED = "claimed"
+    SENT = "sent"
+    FAILED = "failed"
+    UNKNOWN = "unknown"
+
+
+class TaskStatus(StrEnum):
+    OPEN = "open"
+    DONE = "done"
+    SKIPPED = "skipped"

@@ -1,0 +1,88 @@
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import Field, model_validator
+
+from webapp.schemas.common import Input, Output, Query, UUIDStr
+from webapp.schemas.contacts import ContactData
+
+MAX_BULK = 10_000
+
+
+class EnrollmentIn(Input):
+    """Enroll an existing contact by id, or a contact by its data (created or updated by email)."""
+
+    contact_id: UUIDStr | None = None
+    contact: ContactData | None = None
+
+    @model_validator(mode="after")
+    def _exactly_one(self):
+        if (self.contact_id is None) == (self.contact is None):
+            raise ValueError("give exactly one of contact_id or contact")
+        return self
+
+
+class BulkEnrollmentIn(Input):
+    contacts: list[Any] = Field(
+        min_length=1,
+        max_length=MAX_BULK,
+        json_schema_extra={"items": {"$ref": "#/components/schemas/EnrollmentIn"}},
+        description=f"Up to {MAX_BULK} items shaped like a single enrollment request. Invalid items "
+        "are reported by index; the valid ones are enrolled.",
+    )
+
+
+class EnrollmentStatusIn(Input):
+    status: Literal["paused", "active"]
+
+
+class EnrollmentQuery(Query):
+    status: (
+        Literal["enrolled", "active", "paused", "completed", "replied", "bounced", "unsubscribed", "failed", "removed"]
+        | None
+    ) = None
+    search: str | None = Field(default=None, max_length=255)
+    sort: Literal[
+        "enrolled_at", "-enrolled_at", "email", "-email", "status", "-status", "next_action_at", "-next_action_at"
+    ] = "-enrolled_at"
+
+
+class ContactBrief(Output):
+    id: UUIDStr
+    email: str
+    first_name: str | None
+    last_name: str | None
+    company: str | None
+    status: str
+
+
+class EnrollmentOut(Output):
+    id: UUIDStr
+    instance_id: UUIDStr
+    contact_id: UUIDStr
+    contact: ContactBrief | None = None
+    status: str
+    status_reason: str | None
+    current_step: int
+    next_action_at: datetime | None
+    enrolled_at: datetime
+    completed_at: datetime | None
+    updated_at: datetime
+
+
+class InvalidItem(Output):
+    index: int
+    reason: str
+
+
+class EnrollResultOut(Output):
+    enrollment: EnrollmentOut
+    created: bool
+
+
+class BulkEnrollmentOut(Output):
+    enrolled: int
+    already_enrolled: int
+    suppressed: int
+    invalid: list[InvalidItem]
+    contacts_created: int

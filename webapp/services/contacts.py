@@ -1,0 +1,141 @@
+"""Contacts and the workspace-wide suppression list (the contact's status)."""
+
+import uuid
+from collections.abc import Iterable
+
+import sqlalchemy as sa
+from sqlalchemy.exc import IntegrityError
+
+from webapp.errors import Conflict
+from webapp.extensions import db
+from webapp.models import CampaignEnrollment, Contact, Workspace, utcnow
+from webapp.models.enums import LIVE_ENROLLMENT_STATUSES, ContactStatus, EnrollmentStatus
+from webapp.schemas.contacts import ContactData, ContactUpdate
+from webapp.services.lookups import get_owned, like_pattern, paginate
+
+# What a suppressed contact's live enrollments become.
+STOPPED_STATUS = {
+    ContactStatus.UNSUBSCRIBED: EnrollmentStatus.UNSUBSCRIBED,
+    ContactStatus.COMPLAINED: EnrollmentStatus.UNSUBSCRIBED,
+    ContactStatus.BOUNCED: EnrollmentStatus.BOUNCED,
+}
+
+
+def contact_values(data: ContactData | ContactUpdate) -> dict:
+    values = data.model_dump(exclude_unset=True)
+    if "custom_fields" in values and values["custom_fields"] is None:
+        values["custom_fields"] = {}
+    return values
+
+
+def create_contact(workspace: Workspace, data: ContactData) -> Contact:
+    """A new subscribed contact; Conflict if the email is already in the workspace."""
+    contact = Contact(workspace_id=workspace.id, **{"custom_fields": {}, **contact_values(data)})
+    db.session.add(contact)
+    try:
+        db.session.commit()
+    except IntegrityError as exc:
+        db.session.rollback()
+        raise Conflict(f"A contact with email {data.email} already exists.") from exc
+    return contact
+
+
+def get_contact(workspace: Workspace, contact_id: uuid.UUID) -> Contact:
+    return get_owned(Contact, workspace, contact_id)
+
+
+def list_contacts(
+    workspace: Workspace, *, search: str | None = None, status: str | None = None, page: int = 1, limit: int = 20
+) -> tuple[list[Contact], int]:
+    query = sa.select(Contact).where(Contact.workspace_id == workspace.id)
+    if status:
+        query = query.where(Contact.status == status)
+    if search:
+        pattern = like_pattern(search.strip().lower())
+        query = query.where(
+            sa.or_(
+                Contact.email.like(pattern, escape="\\"),
+                sa.func.lower(Contact.first_name).like(pattern, escape="\\"),
+                sa.func.lower(Contact.last_name).like(pattern, escape="\\"),
+                sa.func.lower(Contact.company).like(pattern, escape="\\"),
+            )
+        )
+    return paginate(query.order_by(Contact.created_at.desc(), Contact.id), page=page, limit=limit)
+
+
+def update_contact(workspace: Workspace, contact_id: uuid.UUID, data: ContactUpdate) -> Contact:
+    contact = get_owned(Contact, workspace, contact_id)
+    for field, value in contact_values(data).items():
+        if field == "email" and value is None:
+            continue
+        setattr(contact, field, value)
+    try:
+        db.session.commit()
+    except IntegrityError as exc:
+        db.session.rollback()
+        raise Conflict(f"A contact with email {data.email} already exists.") from exc
+    return contact
+
+
+def delete_contact(workspace: Workspace, contact_id: uuid.UUID) -> None:
+    """Delete a contact and its enrollments. Suppressed contacts stay, so they cannot be re-imported."""
+    contact = get_owned(Contact, workspace, contact_id)
+    if contact.status != ContactStatus.SUBSCRIBED:
+        raise Conflict(f"Contact is {contact.status} and stays on the suppression list; it cannot be deleted.")
+    db.session.delete(contact)
+    db.session.commit()
+
+
+def set_contact_status(workspace: Workspace, contact_id: uuid.UUID, *, status: str, reason: str | None) -> Contact:
+    """Suppress (unsubscribed, bounced, complained) or re-subscribe a contact.
+
+    Suppressing stops the contact's live enrollments in every campaign of the workspace.
+    """
+    contact = get_owned(Contact, workspace, contact_id)
+    if status == ContactStatus.SUBSCRIBED:
+        contact.status, contact.status_reason = status, reason
+    else:
+        suppress_contacts(workspace, [contact.id], status=status, reason=reason or f"marked {status} manually")
+    db.session.commit()
+    return contact
+
+
+def suppress_contacts(workspace: Workspace, contact_ids: Iterable[uuid.UUID], *, status: str, reason: str) -> None:
+    """Mark contacts suppressed and stop their live enrollments. Flushes; the caller commits.
+
+    A contact already suppressed keeps its first status (hard states are sticky).
+    """
+    ids = list(set(contact_ids))
+    if not ids:
+        return
+    now = utcnow()
+    for chunk in _chunks(ids):
+        db.session.execute(
+            sa.update(Contact)
+            .where(
+                Contact.workspace_id == workspace.id, Contact.id.in_(chunk), Contact.status == ContactStatus.SUBSCRIBED
+            )
+            .values(status=status, status_reason=reason[:255], updated_at=now)
+            .execution_options(synchronize_session="fetch")
+        )
+        db.session.execute(
+            sa.update(CampaignEnrollment)
+            .where(
+                CampaignEnrollment.workspace_id == workspace.id,
+                CampaignEnrollment.contact_id.in_(chunk),
+                CampaignEnrollment.status.in_(LIVE_ENROLLMENT_STATUSES),
+            )
+            .values(
+                status=STOPPED_STATUS[status],
+                status_reason=reason[:255],
+                next_action_at=None,
+                completed_at=now,
+                updated_at=now,
+            )
+            .execution_options(synchronize_session=False)
+        )
+
+
+def _chunks(items: list, size: int = 500):
+    for start in range(0, len(items), size):
+        yield items[start : start + size]

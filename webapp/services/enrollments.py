@@ -1,0 +1,313 @@
+"""Enrolling contacts into campaigns, one or ten thousand at a time, and each enrollment's life.
+
+enrolled -> active -> (paused <-> active) -> completed; any live state -> replied, bounced,
+unsubscribed, failed or removed, which are final. Suppressed contacts are never enrolled.
+"""
+
+import uuid
+from dataclasses import dataclass, field
+
+import sqlalchemy as sa
+from pydantic import TypeAdapter, ValidationError
+from sqlalchemy.orm import joinedload
+
+from webapp.engine.scheduler import next_due
+from webapp.errors import Conflict, InvalidTransition, NotFound, ValidationFailed
+from webapp.extensions import db
+from webapp.models import CampaignEnrollment, CampaignEvent, CampaignInstance, Contact, Workspace, utcnow
+from webapp.models.enums import EnrollmentStatus, InstanceStatus
+from webapp.schemas.enrollments import EnrollmentIn
+from webapp.services.bulk import bulk_insert, dialect_name
+from webapp.services.instances import first_active_step
+from webapp.services.lookups import get_owned, like_pattern, paginate
+
+_ITEMS = TypeAdapter(list[EnrollmentIn])
+CONTACT_FIELDS = ("first_name", "last_name", "company", "title", "linkedin_url", "timezone")
+
+
+@dataclass
+class EnrollmentReport:
+    enrolled: int = 0
+    already_enrolled: int = 0
+    suppressed: int = 0
+    contacts_created: int = 0
+    invalid: list[dict] = field(default_factory=list)
+    # contact id -> outcome ("enrolled", "already_enrolled", "suppressed"), for single enrollments.
+    outcomes: dict = field(default_factory=dict)
+
+
+def validate_items(items: list) -> tuple[list[tuple[int, EnrollmentIn]], list[dict]]:
+    """Validate raw bulk items: (index, item) for the valid ones and {index, reason} for the rest."""
+    try:
+        return list(enumerate(_ITEMS.validate_python(items))), []
+    except ValidationError as exc:
+        reasons: dict[int, str] = {}
+        for error in exc.errors(include_url=False, include_input=False):
+            index = error["loc"][0]
+            where = ".".join(str(part) for part in error["loc"][1:])
+            reasons.setdefault(index, f"{where}: {error['msg']}" if where else error["msg"])
+    good = [i for i in range(len(items)) if i not in reasons]
+    parsed = _ITEMS.validate_python([items[i] for i in good])
+    invalid = [{"index": i, "reason": reasons[i]} for i in sorted(reasons)]
+    return list(zip(good, parsed, strict=True)), invalid
+
+
+def enroll_contacts(workspace: Workspace, instance_id: uuid.UUID, items: list) -> EnrollmentReport:
+    """Enroll up to 10,000 raw items (contact ids or contact data) into the instance.
+
+    Contacts given by data are created, or updated by email. Suppressed contacts are
+    counted and skipped, invalid items are reported by index, and everything else is
+    enrolled in one transaction.
+    """
+    valid, invalid = validate_items(items)
+    report = _enroll(workspace, instance_id, valid, invalid)
+    db.session.commit()
+    return report
+
+
+def enroll_contact(workspace: Workspace, instance_id: uuid.UUID, item: EnrollmentIn) -> CampaignEnrollment:
+    """Enroll one contact. Conflict when it is suppressed or already enrolled; nothing is saved then."""
+    report = _enroll(workspace, instance_id, [(0, item)], [])
+    if report.invalid:
+        raise NotFound(report.invalid[0]["reason"])
+    ((contact_id, outcome),) = report.outcomes.items()
+    if outcome == "suppressed":
+        raise Conflict("Contact is suppressed (unsubscribed, bounced or complained) and cannot be enrolled.")
+    enrollment = db.session.scalar(
+        sa.select(CampaignEnrollment)
+        .options(joinedload(CampaignEnrollment.contact))
+        .where(CampaignEnrollment.instance_id == instance_id, CampaignEnrollment.contact_id == contact_id)
+    )
+    if outcome == "already_enrolled":
+        raise Conflict(
+            "Contact is already enrolled in this campaign.",
+            details=[{"field": "contact", "enrollment_id": str(enrollment.id)}],
+        )
+    db.session.commit()
+    return enrollment
+
+
+def _enroll(workspace, instance_id, valid, invalid) -> EnrollmentReport:
+    instance = get_owned(CampaignInstance, workspace, instance_id)
+    if instance.status == InstanceStatus.COMPLETED:
+        raise Conflict("The campaign is completed; contacts cannot be enrolled any more.")
+    report = EnrollmentReport(invalid=list(invalid))
+    by_email: dict[str, int] = {}
+    by_id: dict[uuid.UUID, int] = {}
+    data_rows: list[tuple[int, EnrollmentIn]] = []
+    for index, item in valid:
+        if item.contact is not None:
+            if item.contact.email in by_email:
+                report.invalid.append({"index": index, "reason": f"duplicate of item {by_email[item.contact.email]}"})
+                continue
+            by_email[item.contact.email] = index
+            data_rows.append((index, item))
+        else:
+            if item.contact_id in by_id:
+                report.invalid.append({"index": index, "reason": f"duplicate of item {by_id[item.contact_id]}"})
+                continue
+            by_id[item.contact_id] = index
+
+    resolved: dict[uuid.UUID, tuple[int, str]] = {}  # contact id -> (item index, contact status)
+    if data_rows:
+        for contact_id, _email, status, created in _upsert_contacts(workspace, [item.contact for _, item in data_rows]):
+            resolved[contact_id] = (by_email[_email], status)
+            report.contacts_created += int(created)
+    if by_id:
+        found = {}
+        ids = list(by_id)
+        for start in range(0, len(ids), 1000):
+            rows = db.session.execute(
+                sa.select(Contact.id, Contact.status).where(
+                    Contact.workspace_id == workspace.id, Contact.id.in_(ids[start : start + 1000])
+                )
+            )
+            found.update({row.id: row.status for row in rows})
+        for contact_id, index in by_id.items():
+            if contact_id not in found:
+                report.invalid.append({"index": index, "reason": f"contact {contact_id} not found"})
+            elif contact_id in resolved:
+                report.invalid.append({"index": index, "reason": f"duplicate of item {resolved[contact_id][0]}"})
+            else:
+                resolved[contact_id] = (index, found[contact_id])
+
+    eligible = []
+    for contact_id, (_index, status) in resolved.items():
+        if status != "subscribed":
+            report.suppressed += 1
+            report.outcomes[contact_id] = "suppressed"
+        else:
+            eligible.append(contact_id)
+    inserted = set(_insert_enrollments(workspace, instance, eligible))
+    for contact_id in eligible:
+        report.outcomes[contact_id] = "enrolled" if contact_id in inserted else "already_enrolled"
+    report.enrolled = len(inserted)
+    report.already_enrolled = len(eligible) - len(inserted)
+    report.invalid.sort(key=lambda item: item["index"])
+    return report
+
+
+def _upsert_contacts(workspace: Workspace, contacts: list) -> list[tuple]:
+    """Create or update contacts by email; returns (id, email, status, created) per contact."""
+    now = utcnow()
+    rows = []
+    for data in contacts:
+        given = data.model_fields_set
+        row = {"id": uuid.uuid4(), "workspace_id": workspace.id, "email": data.email}
+        for name in CONTACT_FIELDS:
+            row[name] = getattr(data, name) if name in given else None
+        row["custom_fields"] = data.custom_fields or {}
+        row["status"] = "subscribed"
+        row["created_at"] = now
+        row["updated_at"] = now
+        rows.append(row)
+    postgres = dialect_name() == "postgresql"
+
+    def update(current, excluded):
+        merged = (
+            current.custom_fields.op("||")(excluded.custom_fields)
+            if postgres
+            else sa.func.json_patch(current.custom_fields, excluded.custom_fields)
+        )
+        values = {name: sa.func.coalesce(getattr(excluded, name), getattr(current, name)) for name in CONTACT_FIELDS}
+        return {**values, "custom_fields": merged, "updated_at": excluded.updated_at}
+
+    table = Contact.__table__
+    returned = bulk_insert(
+        table,
+        rows,
+        conflict=("workspace_id", "email"),
+        update=update,
+        returning=(table.c.id, table.c.email, table.c.status, table.c.created_at),
+    )
+    return [(row.id, row.email, row.status, row.created_at == now) for row in returned]
+
+
+def _insert_enrollments(workspace: Workspace, instance: CampaignInstance, contact_ids: list) -> list[uuid.UUID]:
+    if not contact_ids:
+        return []
+    now = utcnow()
+    if instance.status == InstanceStatus.DRAFT:
+        status, next_action_at = EnrollmentStatus.ENROLLED, None
+    else:
+        step = first_active_step(instance)
+        status, next_action_at = EnrollmentStatus.ACTIVE, (next_due(now, step) if step else now)
+    rows = [
+        {
+            "id": uuid.uuid4(),
+            "workspace_id": workspace.id,
+            "instance_id": instance.id,
+            "contact_id": contact_id,
+            "status": status,
+            "current_step": 0,
+            "next_action_at": next_action_at,
+            "enrolled_at": now,
+            "updated_at": now,
+        }
+        for contact_id in contact_ids
+    ]
+    table = CampaignEnrollment.__table__
+    return [
+        row.contact_id
+        for row in bulk_insert(table, rows, conflict=("instance_id", "contact_id"), returning=(table.c.contact_id,))
+    ]
+
+
+def get_enrollment(workspace: Workspace, enrollment_id: uuid.UUID) -> CampaignEnrollment:
+    enrollment = db.session.scalar(
+        sa.select(CampaignEnrollment)
+        .options(joinedload(CampaignEnrollment.contact))
+        .where(CampaignEnrollment.id == enrollment_id, CampaignEnrollment.workspace_id == workspace.id)
+    )
+    if enrollment is None:
+        raise NotFound(f"Enrollment {enrollment_id} not found.")
+    return enrollment
+
+
+SORTS = {
+    "enrolled_at": CampaignEnrollment.enrolled_at,
+    "status": CampaignEnrollment.status,
+    "next_action_at": CampaignEnrollment.next_action_at,
+    "email": Contact.email,
+}
+
+
+def list_enrollments(
+    workspace: Workspace,
+    instance_id: uuid.UUID,
+    *,
+    status: str | None = None,
+    search: str | None = None,
+    sort: str = "-enrolled_at",
+    page: int = 1,
+    limit: int = 20,
+) -> tuple[list[CampaignEnrollment], int]:
+    instance = get_owned(CampaignInstance, workspace, instance_id)
+    query = (
+        sa.select(CampaignEnrollment)
+        .join(Contact, Contact.id == CampaignEnrollment.contact_id)
+        .options(joinedload(CampaignEnrollment.contact))
+        .where(CampaignEnrollment.instance_id == instance.id)
+    )
+    if status:
+        query = query.where(CampaignEnrollment.status == status)
+    if search:
+        pattern = like_pattern(search.strip().lower())
+        query = query.where(
+            sa.or_(
+                Contact.email.like(pattern, escape="\\"),
+                sa.func.lower(Contact.first_name).like(pattern, escape="\\"),
+                sa.func.lower(Contact.last_name).like(pattern, escape="\\"),
+            )
+        )
+    column = SORTS[sort.lstrip("-")]
+    order = column.desc() if sort.startswith("-") else column.asc()
+    return paginate(query.order_by(order, CampaignEnrollment.id), page=page, limit=limit)
+
+
+def change_enrollment_status(workspace: Workspace, enrollment_id: uuid.UUID, status: str) -> CampaignEnrollment:
+    """Pause (from enrolled or active) or resume (from paused) one enrollment."""
+    enrollment = get_owned(CampaignEnrollment, workspace, enrollment_id, lock=True)
+    now = utcnow()
+    if status == EnrollmentStatus.PAUSED:
+        if enrollment.status not in (EnrollmentStatus.ENROLLED, EnrollmentStatus.ACTIVE):
+            raise InvalidTransition(f"Cannot pause a {enrollment.status} enrollment. Allowed from: enrolled, active.")
+        enrollment.status, enrollment.status_reason = EnrollmentStatus.PAUSED, "paused manually"
+    elif status == EnrollmentStatus.ACTIVE:
+        if enrollment.status != EnrollmentStatus.PAUSED:
+            raise InvalidTransition(f"Cannot resume a {enrollment.status} enrollment. Allowed from: paused.")
+        instance = db.session.get(CampaignInstance, enrollment.instance_id)
+        launched = instance.status != InstanceStatus.DRAFT
+        enrollment.status = EnrollmentStatus.ACTIVE if launched else EnrollmentStatus.ENROLLED
+        enrollment.status_reason = "resumed manually"
+        if launched and (enrollment.next_action_at is None or enrollment.next_action_at < now):
+            enrollment.next_action_at = now
+    else:
+        raise ValidationFailed("status must be paused or active.")
+    enrollment.updated_at = now
+    db.session.commit()
+    return get_enrollment(workspace, enrollment.id)
+
+
+def unenroll(workspace: Workspace, enrollment_id: uuid.UUID) -> CampaignEnrollment:
+    """Remove a live enrollment (final). Its history stays."""
+    enrollment = get_owned(CampaignEnrollment, workspace, enrollment_id, lock=True)
+    if enrollment.status not in (EnrollmentStatus.ENROLLED, EnrollmentStatus.ACTIVE, EnrollmentStatus.PAUSED):
+        raise InvalidTransition(f"Enrollment is already {enrollment.status}; only live enrollments can be removed.")
+    now = utcnow()
+    enrollment.status, enrollment.status_reason = EnrollmentStatus.REMOVED, "unenrolled"
+    enrollment.next_action_at, enrollment.completed_at, enrollment.updated_at = None, now, now
+    db.session.commit()
+    return get_enrollment(workspace, enrollment.id)
+
+
+def list_enrollment_events(
+    workspace: Workspace, enrollment_id: uuid.UUID, *, page: int = 1, limit: int = 50
+) -> tuple[list[CampaignEvent], int]:
+    enrollment = get_owned(CampaignEnrollment, workspace, enrollment_id)
+    query = (
+        sa.select(CampaignEvent)
+        .where(CampaignEvent.enrollment_id == enrollment.id)
+        .order_by(CampaignEvent.occurred_at, CampaignEvent.id)
+    )
+    return paginate(query, page=page, limit=limit)

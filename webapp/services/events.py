@@ -1,0 +1,311 @@
+"""Event intake: verify elsewhere, then dedupe, store, count and apply here.
+
+Events are stored once per (workspace, provider, provider_event_id); a redelivered event
+changes nothing. Stored events update the daily rollups that the performance endpoint
+reads, and stop enrollments: a reply ends the enrollment as replied; an unsubscribe, a
+complaint or a hard bounce also suppresses the contact in the whole workspace.
+"""
+
+import uuid
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import datetime
+
+import sqlalchemy as sa
+
+from webapp.extensions import db
+from webapp.models import (
+    NIL_UUID,
+    CampaignEnrollment,
+    CampaignEvent,
+    CampaignInstance,
+    CampaignTemplate,
+    Contact,
+    EventFirst,
+    EventRollup,
+    SequenceStep,
+    Workspace,
+    utcnow,
+)
+from webapp.models.enums import LIVE_ENROLLMENT_STATUSES, ContactStatus, EnrollmentStatus, EventType
+from webapp.schemas.events import EventIn
+from webapp.services.bulk import bulk_insert
+from webapp.services.contacts import suppress_contacts
+
+UNIQUE_TYPES = (EventType.OPENED, EventType.CLICKED)
+DEFAULT_STOP_ON = ("reply", "bounce", "unsubscribe")
+
+
+@dataclass
+class IngestResult:
+    received: int = 0
+    stored: int = 0
+    duplicates: int = 0
+    skipped: list[dict] = field(default_factory=list)
+
+
+@dataclass
+class _Target:
+    enrollment_id: uuid.UUID
+    instance_id: uuid.UUID
+    contact_id: uuid.UUID
+    template_id: uuid.UUID
+
+
+def ingest_events(workspace: Workspace, events: list[EventIn], *, provider: str = "api") -> IngestResult:
+    """Store and apply a batch of validated events in one transaction."""
+    result = IngestResult(received=len(events))
+    targets = _resolve_targets(workspace, events)
+    valid_steps = _steps_by_template({t.template_id for t in targets.values() if t})
+    now = utcnow()
+    rows, seen = [], set()
+    for index, event in enumerate(events):
+        target = targets.get(index)
+        if target is None:
+            result.skipped.append({"index": index, "reason": "no enrollment matches this event in the workspace"})
+            continue
+        if event.step_id is not None and event.step_id not in valid_steps.get(target.template_id, ()):
+            result.skipped.append({"index": index, "reason": f"step {event.step_id} is not part of this campaign"})
+            continue
+        if event.provider_event_id in seen:
+            result.duplicates += 1
+            continue
+        seen.add(event.provider_event_id)
+        rows.append(
+            {
+                "id": uuid.uuid4(),
+                "workspace_id": workspace.id,
+                "instance_id": target.instance_id,
+                "enrollment_id": target.enrollment_id,
+                "step_id": event.step_id,
+                "channel": event.channel,
+                "type": event.type,
+                "provider": provider,
+                "provider_event_id": event.provider_event_id,
+                "occurred_at": event.occurred_at or now,
+                "metadata": event.metadata or {},
+                "created_at": now,
+            }
+        )
+    stored = _store(rows)
+    result.stored = len(stored)
+    result.duplicates += len(rows) - len(stored)
+    if stored:
+        by_id = {row["id"]: row for row in rows}
+        stored_rows = [by_id[row.id] for row in stored]
+        _update_rollups(stored_rows)
+        _apply(workspace, stored_rows, {t.enrollment_id: t for t in targets.values() if t})
+    db.session.commit()
+    return result
+
+
+def record_event(
+    workspace: Workspace,
+    *,
+    enrollment: CampaignEnrollment,
+    type: str,
+    provider: str,
+    provider_event_id: str,
+    step_id: uuid.UUID | None = None,
+    channel: str = "email",
+    occurred_at: datetime | None = None,
+    metadata: dict | None = None,
+) -> bool:
+    """Store one event produced inside Drumbeat (a send, a pixel open). Flushes; the caller commits.
+
+    Returns False when the event was already stored.
+    """
+    now = utcnow()
+    row = {
+        "id": uuid.uuid4(),
+        "workspace_id": workspace.id,
+        "instance_id": enrollment.instance_id,
+        "enrollment_id": enrollment.id,
+        "step_id": step_id,
+        "channel": channel,
+        "type": type,
+        "provider": provider,
+        "provider_event_id": provider_event_id,
+        "occurred_at": occurred_at or now,
+        "metadata": metadata or {},
+        "created_at": now,
+    }
+    if not _store([row]):
+        return False
+    _update_rollups([row])
+    instance = db.session.get(CampaignInstance, enrollment.instance_id)
+    target = _Target(enrollment.id, enrollment.instance_id, enrollment.contact_id, instance.template_id)
+    _apply(workspace, [row], {enrollment.id: target})
+    return True
+
+
+def _store(rows: list[dict]) -> list[sa.Row]:
+    table = CampaignEvent.__table__
+    return bulk_insert(table, rows, conflict=("workspace_id", "provider", "provider_event_id"), returning=(table.c.id,))
+
+
+def _resolve_targets(workspace: Workspace, events: list[EventIn]) -> dict[int, _Target | None]:
+    by_id = {e.enrollment_id for e in events if e.enrollment_id is not None}
+    by_email = {(e.instance_id, e.email) for e in events if e.enrollment_id is None}
+    columns = (
+        CampaignEnrollment.id,
+        CampaignEnrollment.instance_id,
+        CampaignEnrollment.contact_id,
+        CampaignInstance.template_id,
+        Contact.email,
+    )
+    base = (
+        sa.select(*columns)
+        .join(CampaignInstance, CampaignInstance.id == CampaignEnrollment.instance_id)
+        .join(Contact, Contact.id == CampaignEnrollment.contact_id)
+        .where(CampaignEnrollment.workspace_id == workspace.id)
+    )
+    found_id, found_email = {}, {}
+    ids = list(by_id)
+    for start in range(0, len(ids), 1000):
+        for row in db.session.execute(base.where(CampaignEnrollment.id.in_(ids[start : start + 1000]))):
+            found_id[row.id] = _Target(row.id, row.instance_id, row.contact_id, row.template_id)
+    if by_email:
+        instances = {instance_id for instance_id, _ in by_email}
+        emails = list({email for _, email in by_email})
+        for start in range(0, len(emails), 1000):
+            query = base.where(
+                CampaignEnrollment.instance_id.in_(instances), Contact.email.in_(emails[start : start + 1000])
+            )
+            for row in db.session.execute(query):
+                found_email[(row.instance_id, row.email)] = _Target(
+                    row.id, row.instance_id, row.contact_id, row.template_id
+                )
+    return {
+        index: (
+            found_id.get(e.enrollment_id) if e.enrollment_id is not None else found_email.get((e.instance_id, e.email))
+        )
+        for index, e in enumerate(events)
+    }
+
+
+def _steps_by_template(template_ids: set) -> dict[uuid.UUID, set[uuid.UUID]]:
+    steps: dict[uuid.UUID, set[uuid.UUID]] = {}
+    if template_ids:
+        query = sa.select(SequenceStep.template_id, SequenceStep.id).where(SequenceStep.template_id.in_(template_ids))
+        for template_id, step_id in db.session.execute(query):
+            steps.setdefault(template_id, set()).add(step_id)
+    return steps
+
+
+def _update_rollups(rows: list[dict]) -> None:
+    counts: Counter = Counter()
+    firsts = []
+    for row in rows:
+        step = row["step_id"] or NIL_UUID
+        day = row["occurred_at"].date()
+        counts[(row["instance_id"], step, day, row["type"])] += 1
+        if row["type"] in UNIQUE_TYPES:
+            firsts.append((row, NIL_UUID))
+            if step != NIL_UUID:
+                firsts.append((row, step))
+    if firsts:
+        first_rows, keys = [], set()
+        for row, step in sorted(firsts, key=lambda item: item[0]["occurred_at"]):
+            key = (row["enrollment_id"], step, row["type"])
+            if key not in keys:
+                keys.add(key)
+                first_rows.append(({"enrollment_id": key[0], "step_id": step, "type": row["type"]}, row))
+        table = EventFirst.__table__
+        inserted = bulk_insert(
+            table,
+            [r for r, _ in first_rows],
+            conflict=("enrollment_id", "step_id", "type"),
+            returning=(table.c.enrollment_id, table.c.step_id, table.c.type),
+        )
+        new = {(r.enrollment_id, r.step_id, r.type) for r in inserted}
+        for first, row in first_rows:
+            if (first["enrollment_id"], first["step_id"], first["type"]) in new:
+                prefix = "unique" if first["step_id"] == NIL_UUID else "unique_step"
+                counts[
+                    (row["instance_id"], first["step_id"], row["occurred_at"].date(), f"{prefix}:{row['type']}")
+                ] += 1
+    table = EventRollup.__table__
+    rollup_rows = [
+        {"instance_id": k[0], "step_id": k[1], "day": k[2], "type": k[3], "n": n}
+        for k, n in sorted(counts.items(), key=lambda item: (str(item[0][0]), str(item[0][1]), item[0][2], item[0][3]))
+    ]
+    bulk_insert(
+        table,
+        rollup_rows,
+        conflict=("instance_id", "step_id", "day", "type"),
+        update=lambda current, excluded: {"n": current.n + excluded.n},
+        returning=(table.c.n,),
+    )
+
+
+def _stop_rules(instance_ids: set) -> dict[uuid.UUID, set[str]]:
+    query = (
+        sa.select(CampaignInstance.id, CampaignInstance.settings, CampaignTemplate.settings)
+        .join(CampaignTemplate, CampaignTemplate.id == CampaignInstance.template_id)
+        .where(CampaignInstance.id.in_(instance_ids))
+    )
+    rules = {}
+    for instance_id, instance_settings, template_settings in db.session.execute(query):
+        stop_on = (instance_settings or {}).get("stop_on", (template_settings or {}).get("stop_on"))
+        rules[instance_id] = set(DEFAULT_STOP_ON if stop_on is None else stop_on)
+    return rules
+
+
+def _apply(workspace: Workspace, rows: list[dict], targets: dict[uuid.UUID, _Target]) -> None:
+    """Stop enrollments and suppress contacts for the stopping events among `rows`."""
+    stopping = [
+        r
+        for r in rows
+        if r["type"] in (EventType.REPLIED, EventType.BOUNCED, EventType.UNSUBSCRIBED, EventType.COMPLAINED)
+    ]
+    if not stopping:
+        return
+    rules = _stop_rules({r["instance_id"] for r in stopping})
+    stops: dict[str, set] = {
+        EnrollmentStatus.REPLIED: set(),
+        EnrollmentStatus.BOUNCED: set(),
+        EnrollmentStatus.UNSUBSCRIBED: set(),
+    }
+    suppress: dict[str, set] = {
+        ContactStatus.UNSUBSCRIBED: set(),
+        ContactStatus.BOUNCED: set(),
+        ContactStatus.COMPLAINED: set(),
+    }
+    for row in sorted(stopping, key=lambda r: r["occurred_at"]):
+        rule = rules.get(row["instance_id"], set(DEFAULT_STOP_ON))
+        target = targets[row["enrollment_id"]]
+        kind = row["type"]
+        if kind == EventType.REPLIED and "reply" in rule:
+            stops[EnrollmentStatus.REPLIED].add(target.enrollment_id)
+        elif kind == EventType.BOUNCED:
+            if (row["metadata"] or {}).get("bounce_type") == "soft":
+                continue
+            suppress[ContactStatus.BOUNCED].add(target.contact_id)
+            if "bounce" in rule:
+                stops[EnrollmentStatus.BOUNCED].add(target.enrollment_id)
+        elif kind in (EventType.UNSUBSCRIBED, EventType.COMPLAINED):
+            status = ContactStatus.UNSUBSCRIBED if kind == EventType.UNSUBSCRIBED else ContactStatus.COMPLAINED
+            suppress[status].add(target.contact_id)
+            stops[EnrollmentStatus.UNSUBSCRIBED].add(target.enrollment_id)
+    now = utcnow()
+    for status, enrollment_ids in stops.items():
+        ids = list(enrollment_ids)
+        for start in range(0, len(ids), 500):
+            db.session.execute(
+                sa.update(CampaignEnrollment)
+                .where(
+                    CampaignEnrollment.id.in_(ids[start : start + 500]),
+                    CampaignEnrollment.status.in_(LIVE_ENROLLMENT_STATUSES),
+                )
+                .values(
+                    status=status,
+                    status_reason=f"{status} (event)",
+                    next_action_at=None,
+                    completed_at=now,
+                    updated_at=now,
+                )
+                .execution_options(synchronize_session=False)
+            )
+    for status, contact_ids in suppress.items():
+        suppress_contacts(workspace, contact_ids, status=status, reason=f"{status} (event)")

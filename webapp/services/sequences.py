@@ -1,0 +1,190 @@
+"""Steps of a template: one ordered list per template, shown by channel in the API.
+
+Positions are 1-based and dense. Inserting at a position shifts the later steps down;
+removing closes the gap. A step that already has deliveries is deactivated instead of
+deleted, so the send ledger and the analytics keep pointing at it.
+"""
+
+import uuid
+
+import sqlalchemy as sa
+
+from webapp.errors import NotFound
+from webapp.extensions import db
+from webapp.models import CampaignTemplate, Delivery, SequenceStep, Task, Workspace, utcnow
+from webapp.models.enums import Channel, StepAction, TemplateType
+from webapp.schemas.templates import EmailStepIn, EmailStepUpdate, LinkedInStepIn, LinkedInStepUpdate
+from webapp.services.lookups import get_owned
+
+
+def _locked_template(workspace: Workspace, template_id: uuid.UUID) -> CampaignTemplate:
+    # The row lock serialises concurrent position changes of one template on PostgreSQL.
+    return get_owned(CampaignTemplate, workspace, template_id, lock=True)
+
+
+def _step_count(template: CampaignTemplate) -> int:
+    return db.session.scalar(
+        sa.select(sa.func.count()).select_from(SequenceStep).where(SequenceStep.template_id == template.id)
+    )
+
+
+def _shift(template: CampaignTemplate, *, start: int, end: int | None, by: int) -> None:
+    condition = [SequenceStep.template_id == template.id, SequenceStep.position >= start]
+    if end is not None:
+        condition.append(SequenceStep.position <= end)
+    db.session.execute(
+        sa.update(SequenceStep)
+        .where(*condition)
+        .values(position=SequenceStep.position + by)
+        .execution_options(synchronize_session=False)
+    )
+
+
+def _insert_position(template: CampaignTemplate, requested: int | None) -> int:
+    count = _step_count(template)
+    if requested is None or requested > count:
+        return count + 1
+    _shift(template, start=requested, end=None, by=1)
+    return requested
+
+
+def _touch(template: CampaignTemplate) -> None:
+    template.updated_at = utcnow()
+
+
+def add_email_step(workspace: Workspace, template_id: uuid.UUID, data: EmailStepIn) -> SequenceStep:
+    """Append an email step, or insert it at `step_number` and shift the later steps."""
+    template = _locked_template(workspace, template_id)
+    step = SequenceStep(
+        template_id=template.id,
+        position=_insert_position(template, data.step_number),
+        channel=Channel.EMAIL,
+        action=StepAction.EMAIL,
+        delay_days=data.delay_days,
+        delay_hours=data.delay_hours,
+        subject=data.subject,
+        body=data.body,
+        is_active=data.is_active,
+    )
+    return _save_new(template, step)
+
+
+def add_linkedin_step(workspace: Workspace, template_id: uuid.UUID, data: LinkedInStepIn) -> SequenceStep:
+    """Append a LinkedIn step, or insert it at `step_number` and shift the later steps."""
+    template = _locked_template(workspace, template_id)
+    step = SequenceStep(
+        template_id=template.id,
+        position=_insert_position(template, data.step_number),
+        channel=Channel.LINKEDIN,
+        action=data.action_type,
+        delay_days=data.delay_days,
+        delay_hours=data.delay_hours,
+        body=data.message,
+        is_active=data.is_active,
+    )
+    return _save_new(template, step)
+
+
+def _save_new(template: CampaignTemplate, step: SequenceStep) -> SequenceStep:
+    db.session.add(step)
+    if template.type != TemplateType.MULTI_CHANNEL and template.type != step.channel:
+        template.type = TemplateType.MULTI_CHANNEL
+    _touch(template)
+    db.session.commit()
+    return step
+
+
+def _get_step(template: CampaignTemplate, step_id: uuid.UUID, channel: str) -> SequenceStep:
+    step = db.session.scalar(
+        sa.select(SequenceStep).where(SequenceStep.id == step_id, SequenceStep.template_id == template.id)
+    )
+    if step is None or step.channel != channel:
+        raise NotFound(f"{channel.capitalize() if channel == 'email' else 'LinkedIn'} step {step_id} not found.")
+    return step
+
+
+def _move(template: CampaignTemplate, step: SequenceStep, requested: int) -> None:
+    count = _step_count(template)
+    target = min(requested, count)
+    if target == step.position:
+        return
+    old = step.position
+    step.position = 0  # out of the way while the others shift
+    db.session.flush()
+    if target > old:
+        _shift(template, start=old + 1, end=target, by=-1)
+    else:
+        _shift(template, start=target, end=old - 1, by=1)
+    step.position = target
+
+
+def update_email_step(
+    workspace: Workspace, template_id: uuid.UUID, step_id: uuid.UUID, data: EmailStepUpdate
+) -> SequenceStep:
+    template = _locked_template(workspace, template_id)
+    step = _get_step(template, step_id, Channel.EMAIL)
+    return _apply_update(template, step, data.model_dump(exclude_unset=True))
+
+
+def update_linkedin_step(
+    workspace: Workspace, template_id: uuid.UUID, step_id: uuid.UUID, data: LinkedInStepUpdate
+) -> SequenceStep:
+    template = _locked_template(workspace, template_id)
+    step = _get_step(template, step_id, Channel.LINKEDIN)
+    changes = data.model_dump(exclude_unset=True)
+    if "action_type" in changes:
+        changes["action"] = changes.pop("action_type")
+    if "message" in changes:
+        changes["body"] = changes.pop("message")
+    return _apply_update(template, step, changes)
+
+
+def _apply_update(template: CampaignTemplate, step: SequenceStep, changes: dict) -> SequenceStep:
+    requested = changes.pop("step_number", None)
+    for field, value in changes.items():
+        if value is None and field in ("delay_days", "delay_hours", "is_active", "action", "subject"):
+            continue
+        setattr(step, field, value)
+    if requested is not None:
+        _move(template, step, requested)
+    _touch(template)
+    db.session.commit()
+    return step
+
+
+def move_step(workspace: Workspace, template_id: uuid.UUID, step_id: uuid.UUID, *, position: int) -> SequenceStep:
+    """Move any step to `position` (1-based), shifting the steps in between."""
+    template = _locked_template(workspace, template_id)
+    step = db.session.scalar(
+        sa.select(SequenceStep).where(SequenceStep.id == step_id, SequenceStep.template_id == template.id)
+    )
+    if step is None:
+        raise NotFound(f"Step {step_id} not found.")
+    _move(template, step, max(1, position))
+    _touch(template)
+    db.session.commit()
+    return step
+
+
+def remove_step(workspace: Workspace, template_id: uuid.UUID, step_id: uuid.UUID, *, channel: str) -> bool:
+    """Delete the step and close the gap; if it was ever sent, deactivate it instead.
+
+    Returns True when the step was deleted, False when it was deactivated.
+    """
+    template = _locked_template(workspace, template_id)
+    step = _get_step(template, step_id, channel)
+    used = db.session.scalar(sa.select(sa.exists().where(Delivery.step_id == step.id))) or db.session.scalar(
+        sa.select(sa.exists().where(Task.step_id == step.id))
+    )
+    if used:
+        step.is_active = False
+        _touch(template)
+        db.session.commit()
+        return False
+    position = step.position
+    db.session.delete(step)
+    db.session.flush()
+    _shift(template, start=position + 1, end=None, by=-1)
+    _touch(template)
+    db.session.commit()
+    return True

@@ -1,0 +1,76 @@
+"""Campaign templates: the reusable sequences campaigns are launched from."""
+
+import uuid
+
+import sqlalchemy as sa
+from sqlalchemy.orm import selectinload
+
+from webapp.errors import Conflict
+from webapp.extensions import db
+from webapp.models import CampaignInstance, CampaignTemplate, Workspace
+from webapp.schemas.settings import settings_dict
+from webapp.schemas.templates import TemplateIn, TemplateUpdate
+from webapp.services.lookups import get_owned, like_pattern, paginate
+
+
+def create_template(workspace: Workspace, data: TemplateIn) -> CampaignTemplate:
+    template = CampaignTemplate(
+        workspace_id=workspace.id,
+        name=data.name,
+        type=data.type,
+        path_type=data.path_type,
+        description=data.description,
+        settings=settings_dict(data.settings),
+        is_active=data.is_active,
+    )
+    db.session.add(template)
+    db.session.commit()
+    return get_template(workspace, template.id)
+
+
+def get_template(workspace: Workspace, template_id: uuid.UUID) -> CampaignTemplate:
+    """The template with its steps loaded, or NotFound."""
+    template = db.session.scalar(
+        sa.select(CampaignTemplate)
+        .where(CampaignTemplate.id == template_id, CampaignTemplate.workspace_id == workspace.id)
+        .options(selectinload(CampaignTemplate.steps))
+    )
+    if template is None:
+        get_owned(CampaignTemplate, workspace, template_id)  # raises the standard NotFound
+    return template
+
+
+def list_templates(
+    workspace: Workspace, *, search: str | None = None, is_active: bool | None = None, page: int = 1, limit: int = 20
+) -> tuple[list[CampaignTemplate], int]:
+    query = sa.select(CampaignTemplate).where(CampaignTemplate.workspace_id == workspace.id)
+    if search:
+        query = query.where(CampaignTemplate.name.ilike(like_pattern(search), escape="\\"))
+    if is_active is not None:
+        query = query.where(CampaignTemplate.is_active == is_active)
+    return paginate(query.order_by(CampaignTemplate.created_at.desc(), CampaignTemplate.id), page=page, limit=limit)
+
+
+def update_template(workspace: Workspace, template_id: uuid.UUID, data: TemplateUpdate) -> CampaignTemplate:
+    template = get_owned(CampaignTemplate, workspace, template_id)
+    changes = data.model_dump(exclude_unset=True, exclude={"settings"})
+    for field, value in changes.items():
+        if value is None and field in ("name", "type", "path_type", "is_active"):
+            continue
+        setattr(template, field, value)
+    if "settings" in data.model_fields_set:
+        template.settings = settings_dict(data.settings)
+    db.session.commit()
+    return get_template(workspace, template.id)
+
+
+def delete_template(workspace: Workspace, template_id: uuid.UUID) -> None:
+    """Delete a template and its steps. A template that campaigns use is a Conflict."""
+    template = get_owned(CampaignTemplate, workspace, template_id)
+    used = db.session.scalar(
+        sa.select(sa.func.count()).select_from(CampaignInstance).where(CampaignInstance.template_id == template.id)
+    )
+    if used:
+        raise Conflict(f"Template is used by {used} campaign(s); deactivate it instead (is_active: false).")
+    db.session.delete(template)
+    db.session.commit()

@@ -1,0 +1,1 @@
+"""Provider callbacks: verify the signature on the raw body, then hand over to services.events."""

@@ -5,7 +5,9 @@ On SQLite each test gets a copy of a freshly migrated database file; on PostgreS
 for real, so tests see exactly what users would.
 """
 
+import contextlib
 import os
+import secrets
 import shutil
 import uuid
 from dataclasses import dataclass
@@ -38,22 +40,34 @@ def make_config(url: str, **overrides) -> type[TestConfig]:
     return type("Config", (TestConfig,), {"SQLALCHEMY_DATABASE_URI": url, **overrides})
 
 
+@contextlib.contextmanager
+def scratch_postgres_database(base_url: str):
+    """A new database beside TEST_DATABASE_URL's, dropped afterwards: concurrent runs don't collide."""
+    base = sa.engine.make_url(database_url(base_url))
+    name = f"{base.database}_{os.getpid()}_{secrets.token_hex(3)}"
+    admin = sa.create_engine(base, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
+    try:
+        yield base.set(database=name).render_as_string(hide_password=False)
+    finally:
+        with admin.connect() as conn:
+            conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
 @pytest.fixture(scope="session")
-def migrated_url(tmp_path_factory) -> str:
-    if PG_URL:
-        url = database_url(PG_URL)
-        engine = sa.create_engine(url)
-        with engine.begin() as conn:
-            conn.execute(sa.text("DROP SCHEMA public CASCADE"))
-            conn.execute(sa.text("CREATE SCHEMA public"))
-        engine.dispose()
-    else:
-        url = f"sqlite:///{tmp_path_factory.mktemp('db') / 'template.db'}"
-    app = create_app(make_config(url))
-    with app.app_context():
-        upgrade()
-        _db.engine.dispose()
-    return url
+def migrated_url(tmp_path_factory):
+    with contextlib.ExitStack() as stack:
+        if PG_URL:
+            url = stack.enter_context(scratch_postgres_database(PG_URL))
+        else:
+            url = f"sqlite:///{tmp_path_factory.mktemp('db') / 'template.db'}"
+        app = create_app(make_config(url))
+        with app.app_context():
+            upgrade()
+            _db.engine.dispose()
+        yield url
 
 
 @pytest.fixture

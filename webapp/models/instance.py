@@ -23,6 +23,6 @@ class CampaignInstance(UUIDPrimaryKey, Timestamps, Base):
     paused_at: Mapped[datetime | None]
     completed_at: Mapped[datetime | None]
 
-    template: Mapped[CampaignTemplate] = relationship(lazy="joined")
+    template: Mapped[CampaignTemplate] = relationship(lazy="select")
 
     __table_args__ = (sa.Index("ix_campaign_instances_workspace_status", "workspace_id", "status"),)

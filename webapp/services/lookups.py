@@ -20,7 +20,7 @@ def get_owned(model, workspace: Workspace, object_id: uuid.UUID, *, lock: bool =
     """The `model` row with this id in `workspace`, or NotFound. `lock` takes a row lock (PostgreSQL)."""
     query = sa.select(model).where(model.id == object_id, model.workspace_id == workspace.id)
     if lock:
-        query = query.with_for_update()
+        query = query.with_for_update(of=model)
     obj = db.session.scalar(query)
     if obj is None:
         raise NotFound(f"{_LABELS.get(model, model.__name__)} {object_id} not found.")

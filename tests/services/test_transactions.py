@@ -113,7 +113,7 @@ def test_concurrent_bulk_enrollments_of_the_same_contacts_enroll_each_once(app, 
     def enroll():
         with app.app_context():
             barrier.wait()
-            for attempt in range(3):
+            for _attempt in range(3):
                 try:
                     reports.append(enrollments.enroll_contacts(owner.workspace, uuid.UUID(instance["id"]), items))
                     return

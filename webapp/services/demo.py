@@ -233,33 +233,31 @@ def _events(workspace: Workspace, instance, template, rng: random.Random) -> int
             if when > now:
                 break
             outcome = rng.random()
-
-            def add(kind, at, **metadata):
-                batch.append(
-                    EventIn(
-                        provider_event_id=str(uuid.uuid4()),
-                        type=kind,
-                        enrollment_id=enrollment_id,
-                        step_id=step.id,
-                        occurred_at=min(at, now),
-                        metadata=metadata or None,
-                    )
-                )
-
-            add("sent", when)
+            made = [("sent", when, {})]
             if outcome < 0.03:
-                add("bounced", when + timedelta(minutes=2), bounce_type="hard")
-                break
-            add("delivered", when + timedelta(seconds=30))
-            if outcome < 0.55:
-                add("opened", when + timedelta(hours=rng.uniform(0.2, 20)))
-            if outcome < 0.15:
-                add("clicked", when + timedelta(hours=rng.uniform(0.5, 22)))
-            if outcome < 0.08:
-                add("replied", when + timedelta(hours=rng.uniform(1, 30)))
-                break
-            if outcome > 0.995:
-                add("unsubscribed", when + timedelta(hours=2))
+                made.append(("bounced", when + timedelta(minutes=2), {"bounce_type": "hard"}))
+            else:
+                made.append(("delivered", when + timedelta(seconds=30), {}))
+                if outcome < 0.55:
+                    made.append(("opened", when + timedelta(hours=rng.uniform(0.2, 20)), {}))
+                if outcome < 0.15:
+                    made.append(("clicked", when + timedelta(hours=rng.uniform(0.5, 22)), {}))
+                if outcome < 0.08:
+                    made.append(("replied", when + timedelta(hours=rng.uniform(1, 30)), {}))
+                elif outcome > 0.995:
+                    made.append(("unsubscribed", when + timedelta(hours=2), {}))
+            batch.extend(
+                EventIn(
+                    provider_event_id=str(uuid.uuid4()),
+                    type=kind,
+                    enrollment_id=enrollment_id,
+                    step_id=step.id,
+                    occurred_at=min(at, now),
+                    metadata=metadata or None,
+                )
+                for kind, at, metadata in made
+            )
+            if made[-1][0] in ("bounced", "replied", "unsubscribed"):
                 break
             when += timedelta(days=step.delay_days or 2, hours=rng.uniform(0, 6))
         if len(batch) >= 1000:

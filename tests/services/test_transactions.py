@@ -71,23 +71,24 @@ def test_launch_changes_nothing_when_it_fails_halfway(app, api, owner, monkeypat
 @pytest.mark.postgres
 def test_concurrent_status_changes_end_in_one_consistent_state(app, api, owner):
     """Pause and complete race on one active instance: the row lock serialises them."""
+    def change(instance_id, status, barrier, results):
+        with app.app_context():
+            barrier.wait()
+            try:
+                instances.change_instance_status(owner.workspace, instance_id, status)
+                results[status] = "ok"
+            except Exception as exc:  # the loser's error is the point
+                db.session.rollback()
+                results[status] = type(exc).__name__
+
     for _ in range(5):
         instance = factories.instance(api, status="active")
         factories.enroll(api, instance["id"], 20)
-        barrier = threading.Barrier(2)
-        results = {}
-
-        def change(status):
-            with app.app_context():
-                barrier.wait()
-                try:
-                    instances.change_instance_status(owner.workspace, uuid.UUID(instance["id"]), status)
-                    results[status] = "ok"
-                except Exception as exc:
-                    db.session.rollback()
-                    results[status] = type(exc).__name__
-
-        threads = [threading.Thread(target=change, args=(s,)) for s in ("paused", "completed")]
+        barrier, results = threading.Barrier(2), {}
+        threads = [
+            threading.Thread(target=change, args=(uuid.UUID(instance["id"]), s, barrier, results))
+            for s in ("paused", "completed")
+        ]
         for thread in threads:
             thread.start()
         for thread in threads:

@@ -3,7 +3,7 @@
 from webapp.models.api_key import ApiKey
 from webapp.models.base import NIL_UUID, Base, utcnow
 from webapp.models.contact import Contact
-from webapp.models.delivery import Delivery
+from webapp.models.delivery import Delivery, OutboxMessage
 from webapp.models.enrollment import CampaignEnrollment
 from webapp.models.event import CampaignEvent, EventFirst, EventRollup
 from webapp.models.idempotency import IdempotencyKey
@@ -26,6 +26,7 @@ __all__ = [
     "EventFirst",
     "EventRollup",
     "IdempotencyKey",
+    "OutboxMessage",
     "SequenceStep",
     "Task",
     "User",

@@ -4,7 +4,7 @@ from datetime import datetime
 import sqlalchemy as sa
 from sqlalchemy.orm import Mapped, mapped_column
 
-from webapp.models.base import Base, Timestamps, UUIDPrimaryKey
+from webapp.models.base import Base, Timestamps, UUIDPrimaryKey, utcnow
 from webapp.models.enums import DeliveryStatus
 
 
@@ -22,8 +22,27 @@ class Delivery(UUIDPrimaryKey, Timestamps, Base):
     attempts: Mapped[int] = mapped_column(default=0)
     error: Mapped[str | None] = mapped_column(sa.Text)
     sent_at: Mapped[datetime | None]
+    # Set for a transient failure: the step is claimed again at this time.
+    retry_at: Mapped[datetime | None]
 
     __table_args__ = (
         sa.UniqueConstraint("enrollment_id", "step_id"),
         sa.Index("ix_deliveries_status_claimed_until", "status", "claimed_until"),
     )
+
+
+class OutboxMessage(UUIDPrimaryKey, Base):
+    """A message "sent" by the embedded outbox transport: stored instead of leaving the machine."""
+
+    __tablename__ = "outbox_messages"
+
+    workspace_id: Mapped[uuid.UUID] = mapped_column(sa.ForeignKey("workspaces.id", ondelete="CASCADE"))
+    delivery_id: Mapped[uuid.UUID | None] = mapped_column(sa.ForeignKey("deliveries.id", ondelete="SET NULL"))
+    message_id: Mapped[str] = mapped_column(sa.String(255))
+    from_email: Mapped[str] = mapped_column(sa.String(320))
+    to_email: Mapped[str] = mapped_column(sa.String(320))
+    subject: Mapped[str] = mapped_column(sa.Text)
+    raw: Mapped[str] = mapped_column(sa.Text)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    __table_args__ = (sa.Index("ix_outbox_messages_workspace_created", "workspace_id", "created_at"),)

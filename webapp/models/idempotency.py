@@ -18,4 +18,7 @@ class IdempotencyKey(Timestamps, Base):
     status_code: Mapped[int | None]
     response_body: Mapped[dict | None]
 
-    __table_args__ = (sa.UniqueConstraint("workspace_id", "key"),)
+    __table_args__ = (
+        sa.UniqueConstraint("workspace_id", "key"),
+        sa.Index("ix_idempotency_keys_created_at", "created_at"),
+    )

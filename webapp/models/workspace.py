@@ -19,3 +19,6 @@ class Workspace(UUIDPrimaryKey, Timestamps, Base):
     # Sender defaults: send_window, timezone, daily_cap, min_gap_seconds, tracking domain.
     settings: Mapped[dict] = mapped_column(default=dict)
     webhook_secret: Mapped[str] = mapped_column(sa.String(100), default=new_webhook_secret)
+    # Credentials our provider webhooks verify with: {"sendgrid": {"public_key"}, "mailgun":
+    # {"signing_key"}, "postmark": {"username", "password"}}. Never serialized by the API.
+    provider_settings: Mapped[dict] = mapped_column(default=dict)

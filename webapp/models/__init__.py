@@ -3,6 +3,7 @@
 from webapp.models.api_key import ApiKey
 from webapp.models.base import NIL_UUID, Base, utcnow
 from webapp.models.contact import Contact
+from webapp.models.contact_import import ContactImport
 from webapp.models.delivery import Delivery, OutboxMessage
 from webapp.models.enrollment import CampaignEnrollment
 from webapp.models.event import CampaignEvent, EventFirst, EventRollup
@@ -22,6 +23,7 @@ __all__ = [
     "CampaignInstance",
     "CampaignTemplate",
     "Contact",
+    "ContactImport",
     "Delivery",
     "EventFirst",
     "EventRollup",

@@ -18,6 +18,7 @@ from webapp.models import CampaignEnrollment, CampaignEvent, CampaignInstance, C
 from webapp.models.enums import EnrollmentStatus, InstanceStatus
 from webapp.schemas.enrollments import EnrollmentIn
 from webapp.services.bulk import bulk_insert, dialect_name
+from webapp.services.contacts import suppress_contacts
 from webapp.services.instances import first_active_step
 from webapp.services.lookups import get_owned, like_pattern, paginate
 
@@ -61,6 +62,37 @@ def enroll_contacts(workspace: Workspace, instance_id: uuid.UUID, items: list) -
     """
     valid, invalid = validate_items(items)
     report = _enroll(workspace, instance_id, valid, invalid)
+    db.session.commit()
+    return report
+
+
+def upsert_contact_items(workspace: Workspace, items: list, *, suppress: bool = False) -> EnrollmentReport:
+    """Create or update contacts from raw items (contact data only), without enrolling them.
+
+    With `suppress`, the contacts also go on the suppression list (status unsubscribed).
+    """
+    valid, invalid = validate_items(items)
+    report = EnrollmentReport(invalid=list(invalid))
+    rows, seen = [], {}
+    for index, item in valid:
+        if item.contact is None:
+            report.invalid.append({"index": index, "reason": "give contact data (an email), not a contact_id"})
+        elif item.contact.email in seen:
+            report.invalid.append({"index": index, "reason": f"duplicate of item {seen[item.contact.email]}"})
+        else:
+            seen[item.contact.email] = index
+            rows.append(item.contact)
+    upserted = _upsert_contacts(workspace, rows) if rows else []
+    report.contacts_created = sum(1 for *_, created in upserted if created)
+    if suppress:
+        suppress_contacts(
+            workspace,
+            [contact_id for contact_id, *_ in upserted],
+            status="unsubscribed",
+            reason="imported suppression list",
+        )
+        report.suppressed = len(upserted)
+    report.invalid.sort(key=lambda item: item["index"])
     db.session.commit()
     return report
 

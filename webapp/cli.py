@@ -5,7 +5,7 @@ import secrets
 import click
 import sqlalchemy as sa
 from flask import Flask
-from flask.cli import AppGroup
+from flask.cli import AppGroup, with_appcontext
 
 from webapp.errors import ServiceError
 from webapp.extensions import db
@@ -72,6 +72,7 @@ def create_key_command(email: str, name: str):
 
 
 @click.command("bootstrap")
+@with_appcontext
 def bootstrap_command():
     """First run only: create a demo workspace, an owner and an API key, and print them."""
     from webapp.models import User
@@ -92,6 +93,7 @@ def bootstrap_command():
 
 
 @click.command("demo")
+@with_appcontext
 @click.option("--workspace", "workspace_name", default="Demo", show_default=True)
 @click.option("--contacts", "contact_count", default=3000, show_default=True)
 @click.option("--seed", default=7, show_default=True)
@@ -103,8 +105,29 @@ def demo_command(workspace_name: str, contact_count: int, seed: int):
     click.echo(summary)
 
 
+@click.command("worker")
+@with_appcontext
+@click.option("--once", is_flag=True, help="Do all work due now, then exit.")
+def worker_command(once: bool):
+    """Run the campaign worker: sends due steps, creates tasks, reaps expired claims."""
+    from flask import current_app
+
+    from webapp.worker import Worker
+
+    worker = Worker(current_app._get_current_object())
+    if once:
+        report = worker.run_once()
+        click.echo(
+            f"sent={report.sent} failed={report.failed} retried={report.retried} unknown={report.unknown} "
+            f"tasks={report.tasks} completed={report.completed} reaped={report.reaped}"
+        )
+        return
+    worker.run_forever()
+
+
 def register_commands(app: Flask) -> None:
     app.cli.add_command(users_cli)
     app.cli.add_command(keys_cli)
     app.cli.add_command(bootstrap_command)
     app.cli.add_command(demo_command)
+    app.cli.add_command(worker_command)

@@ -36,6 +36,8 @@ def upgrade():
 
     with op.batch_alter_table('deliveries', schema=None) as batch_op:
         batch_op.add_column(sa.Column('retry_at', sa.DateTime(timezone=True), nullable=True))
+        batch_op.add_column(sa.Column('sender', sa.String(length=320), nullable=True))
+        batch_op.create_index('ix_deliveries_sender_created', ['sender', 'created_at'], unique=False)
 
     with op.batch_alter_table('idempotency_keys', schema=None) as batch_op:
         batch_op.create_index('ix_idempotency_keys_created_at', ['created_at'], unique=False)
@@ -53,6 +55,8 @@ def downgrade():
         batch_op.drop_index('ix_idempotency_keys_created_at')
 
     with op.batch_alter_table('deliveries', schema=None) as batch_op:
+        batch_op.drop_index('ix_deliveries_sender_created')
+        batch_op.drop_column('sender')
         batch_op.drop_column('retry_at')
 
     with op.batch_alter_table('outbox_messages', schema=None) as batch_op:

@@ -9,7 +9,8 @@ from webapp.api.base import Page, operation
 from webapp.extensions import limiter
 from webapp.schemas.analytics import PerformanceOut
 from webapp.schemas.instances import InstanceIn, InstanceOut, InstanceQuery, InstanceStatusIn
-from webapp.services import analytics, instances
+from webapp.schemas.tasks import ScheduleList, ScheduleQuery
+from webapp.services import analytics, instances, schedule
 
 TAG = "instances"
 
@@ -67,7 +68,6 @@ def update_instance_status(instance_id: uuid.UUID, body: InstanceStatusIn):
     return instances.change_instance_status(g.workspace, instance_id, body.status)
 
 
-@limiter.limit(lambda: current_app.config["RATELIMIT_PERFORMANCE"], override_defaults=False)
 @operation(
     bp,
     "GET",
@@ -76,6 +76,16 @@ def update_instance_status(instance_id: uuid.UUID, body: InstanceStatusIn):
     tag=TAG,
     response=PerformanceOut,
 )
+# Below @operation: Flask-Limiter checks a decorated limit only when its own wrapper runs.
+@limiter.limit(lambda: current_app.config["RATELIMIT_PERFORMANCE"], override_defaults=False)
 def get_instance_performance(instance_id: uuid.UUID):
     """Enrollment counts, event totals and rates, per step, and a daily series."""
     return analytics.instance_performance(g.workspace, instance_id)
+
+
+@operation(bp, "GET", "/instances/<uuid:instance_id>/schedule", summary="What will go out when", tag=TAG,
+           query=ScheduleQuery, response=ScheduleList)
+def get_instance_schedule(instance_id: uuid.UUID, query: ScheduleQuery):
+    """The next sends of the campaign, in time order, with the reason for any delay (send
+    window, daily cap, paused campaign, waiting for a task)."""
+    return ScheduleList(items=schedule.preview_schedule(g.workspace, instance_id, limit=query.limit))

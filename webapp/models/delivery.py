@@ -24,10 +24,13 @@ class Delivery(UUIDPrimaryKey, Timestamps, Base):
     sent_at: Mapped[datetime | None]
     # Set for a transient failure: the step is claimed again at this time.
     retry_at: Mapped[datetime | None]
+    # The sending mailbox, for per-sender daily caps.
+    sender: Mapped[str | None] = mapped_column(sa.String(320))
 
     __table_args__ = (
         sa.UniqueConstraint("enrollment_id", "step_id"),
         sa.Index("ix_deliveries_status_claimed_until", "status", "claimed_until"),
+        sa.Index("ix_deliveries_sender_created", "sender", "created_at"),
     )
 
 

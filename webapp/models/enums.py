@@ -66,6 +66,9 @@ class EventType(StrEnum):
     BOUNCED = "bounced"
     UNSUBSCRIBED = "unsubscribed"
     COMPLAINED = "complained"
+    # Recorded by Drumbeat itself, never accepted from outside.
+    TASK_COMPLETED = "task_completed"
+    TASK_SKIPPED = "task_skipped"
 
 
 class DeliveryStatus(StrEnum):
@@ -73,6 +76,7 @@ class DeliveryStatus(StrEnum):
     SENT = "sent"
     FAILED = "failed"
     UNKNOWN = "unknown"
+    RETRY = "retry"
 
 
 class TaskStatus(StrEnum):

@@ -139,6 +139,16 @@ def record_event(
     return True
 
 
+def store_internal_events(rows: list[dict]) -> int:
+    """Store events Drumbeat produced itself (sends) and count them; no stop rules apply.
+    Flushes; the caller commits. Returns how many were new."""
+    stored = _store(rows)
+    if stored:
+        by_id = {row["id"]: row for row in rows}
+        _update_rollups([by_id[row.id] for row in stored])
+    return len(stored)
+
+
 def _store(rows: list[dict]) -> list[sa.Row]:
     table = CampaignEvent.__table__
     return bulk_insert(table, rows, conflict=("workspace_id", "provider", "provider_event_id"), returning=(table.c.id,))

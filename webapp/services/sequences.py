@@ -9,7 +9,8 @@ import uuid
 
 import sqlalchemy as sa
 
-from webapp.errors import NotFound
+from webapp.engine import render
+from webapp.errors import NotFound, ValidationFailed
 from webapp.extensions import db
 from webapp.models import CampaignTemplate, Delivery, SequenceStep, Task, Workspace, utcnow
 from webapp.models.enums import Channel, StepAction, TemplateType
@@ -85,7 +86,23 @@ def add_linkedin_step(workspace: Workspace, template_id: uuid.UUID, data: Linked
     return _save_new(template, step)
 
 
+def check_step_content(**fields: str | None) -> None:
+    """Reject content the sandboxed renderer would refuse, naming the field and the problem."""
+    details = []
+    for name, text in fields.items():
+        if text is None:
+            continue
+        try:
+            render.validate_template(text)
+        except render.TemplateError as exc:
+            details.append({"field": name, "message": exc.message})
+    if details:
+        summary = "; ".join(f"{d['field']}: {d['message']}" for d in details)
+        raise ValidationFailed(f"Invalid template: {summary}", details=details)
+
+
 def _save_new(template: CampaignTemplate, step: SequenceStep) -> SequenceStep:
+    check_step_content(subject=step.subject, body=step.body)
     db.session.add(step)
     if template.type != TemplateType.MULTI_CHANNEL and template.type != step.channel:
         template.type = TemplateType.MULTI_CHANNEL
@@ -140,6 +157,7 @@ def update_linkedin_step(
 
 
 def _apply_update(template: CampaignTemplate, step: SequenceStep, changes: dict) -> SequenceStep:
+    check_step_content(subject=changes.get("subject"), body=changes.get("body"))
     requested = changes.pop("step_number", None)
     for field, value in changes.items():
         if value is None and field in ("delay_days", "delay_hours", "is_active", "action", "subject"):

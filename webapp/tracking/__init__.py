@@ -1,0 +1,1 @@
+"""Public links in sent emails: open pixel, click redirect, one-click unsubscribe."""

@@ -30,7 +30,11 @@ def database_url(url: str) -> str:
 class Config:
     SECRET_KEY = _env("SECRET_KEY")
     SQLALCHEMY_DATABASE_URI = database_url(_env("DATABASE_URL", f"sqlite:///{ROOT / 'instance' / 'drumbeat.db'}"))
-    SQLALCHEMY_ENGINE_OPTIONS = {"pool_pre_ping": True}
+    # pre_ping: a connection the server dropped (restart, failover) is replaced, not used.
+    # hide_parameters: a failed statement's values (emails, hashes, secrets) stay out of errors and logs.
+    SQLALCHEMY_ENGINE_OPTIONS = {"pool_pre_ping": True, "hide_parameters": True}
+    # Seconds to wait for PostgreSQL to accept a connection before answering 503.
+    DATABASE_CONNECT_TIMEOUT = _int("DATABASE_CONNECT_TIMEOUT", 5)
     # 12 MB: a 10,000-contact bulk request with custom fields fits, anything bigger is a 413.
     MAX_CONTENT_LENGTH = _int("MAX_CONTENT_LENGTH", 12 * 1024 * 1024)
     # Statement timeout on PostgreSQL, so one slow query cannot hang a worker.
@@ -43,6 +47,9 @@ class Config:
     RATELIMIT_PERFORMANCE = _env("RATELIMIT_PERFORMANCE", "20 per 5 minutes")
     RATELIMIT_LOGIN = _env("RATELIMIT_LOGIN", "10 per minute")
     RATELIMIT_WEBHOOK = _env("RATELIMIT_WEBHOOK", "600 per minute")
+    # Reverse proxies in front of the app that set X-Forwarded-For/-Proto: exactly that many hops are
+    # trusted. 0 (direct) ignores the headers, so a client cannot pick its own address for rate limits.
+    TRUSTED_PROXY_HOPS = _int("TRUSTED_PROXY_HOPS", 0)
 
     SESSION_COOKIE_HTTPONLY = True
     SESSION_COOKIE_SAMESITE = "Lax"
@@ -64,6 +71,13 @@ class Config:
     SMTP_SECURITY = _env("SMTP_SECURITY", "none")
     MAIL_FROM = _env("MAIL_FROM", "Drumbeat <outreach@localhost>")
     PUBLIC_BASE_URL = _env("PUBLIC_BASE_URL", "http://127.0.0.1:5000")
+
+    WORKER_BATCH_SIZE = _int("WORKER_BATCH_SIZE", 50)
+    WORKER_LEASE_SECONDS = _int("WORKER_LEASE_SECONDS", 300)
+    WORKER_POLL_SECONDS = _int("WORKER_POLL_SECONDS", 5)
+    WORKER_MAX_ATTEMPTS = _int("WORKER_MAX_ATTEMPTS", 5)
+    WORKER_PAUSE_AFTER_FAILURES = _int("WORKER_PAUSE_AFTER_FAILURES", 5)
+    WORKER_PAUSE_SECONDS = _int("WORKER_PAUSE_SECONDS", 60)
 
     PASSWORD_HASH_TIME_COST = 3
     PASSWORD_HASH_MEMORY_COST = 65536

@@ -4,6 +4,9 @@ Under /api/ and the webhook paths, errors are the JSON envelope
 `{"success": false, "error", "message", "statusCode", "details"}`; elsewhere an HTML page.
 """
 
+import contextlib
+import logging
+
 from flask import Flask, jsonify, render_template, request
 from sqlalchemy.exc import DBAPIError, OperationalError
 from werkzeug.exceptions import HTTPException
@@ -85,9 +88,18 @@ def _database_unavailable(exc: DBAPIError) -> bool:
 def register_error_handlers(app: Flask) -> None:
     from webapp.extensions import db
 
+    def rollback() -> None:
+        # With the database gone, rolling back fails too; that must not turn a 503 into a 500.
+        with contextlib.suppress(DBAPIError):
+            db.session.rollback()
+
     @app.errorhandler(ServiceError)
     def handle_service_error(exc: ServiceError):
-        db.session.rollback()
+        rollback()
+        # Refusals (401, 403, 404, 409...) are security-relevant: one record each, with the reason.
+        logging.getLogger("drumbeat.errors").info(
+            "request refused", extra={"status": exc.status_code, "error": exc.error, "reason": exc.message}
+        )
         return error_response(exc.status_code, exc.error, exc.message, exc.details)
 
     @app.errorhandler(HTTPException)
@@ -106,7 +118,7 @@ def register_error_handlers(app: Flask) -> None:
 
     @app.errorhandler(DBAPIError)
     def handle_database_error(exc: DBAPIError):
-        db.session.rollback()
+        rollback()
         if _database_unavailable(exc):
             app.logger.error("database unavailable", extra={"error": type(exc.orig).__name__})
             return error_response(
@@ -117,6 +129,6 @@ def register_error_handlers(app: Flask) -> None:
 
     @app.errorhandler(Exception)
     def handle_unexpected(exc: Exception):
-        db.session.rollback()
+        rollback()
         app.logger.exception("unhandled error")
         return error_response(500, "Internal Server Error", "An unexpected error occurred.")

@@ -10,7 +10,7 @@ from webapp.services.api_keys import authenticate_api_key
 
 bp = Blueprint("api", __name__, url_prefix="/api/campaigns/v2")
 csrf.exempt(bp)
-limiter.limit(lambda: current_app.config["RATELIMIT_API"])(bp)
+limiter.shared_limit(lambda: current_app.config["RATELIMIT_API"], scope="api")(bp)
 
 PUBLIC_ENDPOINTS = {"api.openapi_json"}
 MISSING_KEY = "Missing API key. Provide via Authorization: Bearer <key> or X-API-Key: <key> header"
@@ -46,4 +46,4 @@ def openapi_json():
     return jsonify(spec)
 
 
-from webapp.api import contacts, enrollments, events, instances, templates  # noqa: E402, F401
+from webapp.api import contacts, enrollments, events, instances, tasks, templates  # noqa: E402, F401

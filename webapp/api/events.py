@@ -42,7 +42,6 @@ def _webhook_limit() -> str:
     return current_app.config["RATELIMIT_WEBHOOK"]
 
 
-@limiter.limit(_webhook_limit, override_defaults=True)
 @operation(
     bp,
     "POST",
@@ -53,6 +52,7 @@ def _webhook_limit() -> str:
     raw_body=True,
     response=WebhookResultOut,
 )
+@limiter.limit(_webhook_limit, override_defaults=True)
 def receive_events():
     """One event in Drumbeat's format, or `{"events": [...]}` with up to 1,000. Events are
     deduplicated by `provider_event_id`; events that match no enrollment are reported in
@@ -60,7 +60,6 @@ def receive_events():
     return ingest_events(g.workspace, _events_from_body(), provider=PROVIDER)
 
 
-@limiter.limit(_webhook_limit, override_defaults=True)
 @operation(
     bp,
     "POST",
@@ -73,6 +72,7 @@ def receive_events():
     auth=False,
     extra_errors=(401,),
 )
+@limiter.limit(_webhook_limit, override_defaults=True)
 def receive_signed_events(workspace_id: uuid.UUID):
     """The same body, signed with the workspace's `whsec_` secret per the Standard Webhooks
     spec (`webhook-id`, `webhook-timestamp`, `webhook-signature`). Verified on the raw body;

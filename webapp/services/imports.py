@@ -207,7 +207,8 @@ def _item(row: list[str], mapping: dict[str, str]) -> dict:
     contact: dict = {}
     custom: dict = {}
     for key, target in mapping.items():
-        value = row[int(key)].strip() if int(key) < len(row) else ""
+        # NUL cannot be stored in PostgreSQL text and never belongs in a contact field.
+        value = row[int(key)].replace("\x00", "").strip() if int(key) < len(row) else ""
         if not value:
             continue
         if target.startswith("custom:"):

@@ -21,9 +21,12 @@ $(VENV)/.dev: requirements.txt requirements-dev.txt | $(BIN)/python
 install: $(VENV)/.runtime
 install-dev: $(VENV)/.dev
 
+# The web server and the campaign worker together; Ctrl-C stops both.
 run: install
 	$(BIN)/flask db upgrade
 	$(BIN)/flask bootstrap
+	@trap 'kill $$worker 2>/dev/null; wait $$worker 2>/dev/null' EXIT INT TERM; \
+	$(BIN)/flask worker & worker=$$!; \
 	$(BIN)/flask run --host 127.0.0.1 --port 5000
 
 lint: install-dev

@@ -17,7 +17,7 @@ from flask import Flask
 from webapp.engine import mailer
 from webapp.extensions import db
 from webapp.models import utcnow
-from webapp.services import dispatch
+from webapp.services import dispatch, imports
 from webapp.services.idempotency import prune_idempotency_keys
 
 log = logging.getLogger("drumbeat.worker")
@@ -36,6 +36,7 @@ class RunReport:
     completed: int = 0
     reaped: int = 0
     skipped_tasks: int = 0
+    imports: int = 0
 
     def add(self, outcome: dispatch.Outcome) -> None:
         field = {
@@ -80,6 +81,9 @@ class Worker:
             now = now or self.clock()
             report.reaped = dispatch.reap_expired_claims(now)
             report.skipped_tasks = dispatch.skip_overdue_tasks(now)
+            while not self.stopping and (import_id := imports.claim_next_import()):
+                imports.process_import(import_id)  # large CSV files, chunk by chunk
+                report.imports += 1
             while not self.stopping:
                 claim = dispatch.claim_due_work(now)
                 report.tasks += claim.tasks

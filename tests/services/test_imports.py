@@ -132,3 +132,26 @@ def test_the_invalid_rows_report_is_safe_to_open_in_a_spreadsheet(db, owner):
     lines = imports.invalid_rows_csv(record).splitlines()
     assert lines[1].startswith("3,\"'=HYPERLINK")
     assert lines[2] == "4,'-2+3"
+
+
+def test_the_worker_processes_pending_imports(app, api, owner):
+    from webapp.worker import Worker
+
+    instance = factories.instance(api)
+    rows = "\n".join(f"w{i}@example.com" for i in range(imports.INLINE_ROWS + 1))
+    with app.app_context():
+        record = imports.create_import(
+            owner.workspace,
+            data=("email\n" + rows).encode(),
+            filename="w.csv",
+            encoding="utf-8-sig",
+            mapping={"0": "email"},
+            instance_id=uuid.UUID(instance["id"]),
+        )
+        assert record.status == "pending"
+        import_id = record.id
+    assert Worker(app).run_once().imports == 1
+    with app.app_context():
+        from webapp.extensions import db as _db
+
+        assert _db.session.get(ContactImport, import_id).status == "done"

@@ -32,4 +32,7 @@ class CampaignEnrollment(UUIDPrimaryKey, Base):
         # Covers the per-status counts of the performance endpoint and the status filter of lists.
         sa.Index("ix_campaign_enrollments_instance_status", "instance_id", "status"),
         sa.Index("ix_campaign_enrollments_due", "status", "next_action_at"),
+        # The enrollments list's default order, and the "what will go out when" preview.
+        sa.Index("ix_campaign_enrollments_instance_enrolled", "instance_id", "enrolled_at", "id"),
+        sa.Index("ix_campaign_enrollments_instance_next", "instance_id", "next_action_at"),
     )

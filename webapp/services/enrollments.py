@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 
 import sqlalchemy as sa
 from pydantic import TypeAdapter, ValidationError
-from sqlalchemy.orm import joinedload
+from sqlalchemy.orm import contains_eager, joinedload
 
 from webapp.engine.scheduler import next_due
 from webapp.errors import Conflict, InvalidTransition, NotFound, ValidationFailed
@@ -274,27 +274,43 @@ def list_enrollments(
     page: int = 1,
     limit: int = 20,
 ) -> tuple[list[CampaignEnrollment], int]:
+    """One page of an instance's enrollments with their contacts, and the total.
+
+    With 100,000 enrollments this stays fast: the default order walks the
+    (instance_id, enrolled_at, id) index, and the total counts enrollments without joining
+    contacts unless a search needs them.
+    """
     instance = get_owned(CampaignInstance, workspace, instance_id)
-    query = (
-        sa.select(CampaignEnrollment)
-        .join(Contact, Contact.id == CampaignEnrollment.contact_id)
-        .options(joinedload(CampaignEnrollment.contact))
-        .where(CampaignEnrollment.instance_id == instance.id)
-    )
+    conditions = [CampaignEnrollment.instance_id == instance.id]
     if status:
-        query = query.where(CampaignEnrollment.status == status)
+        conditions.append(CampaignEnrollment.status == status)
     if search:
         pattern = like_pattern(search.strip().lower())
-        query = query.where(
+        conditions.append(
             sa.or_(
                 Contact.email.like(pattern, escape="\\"),
                 sa.func.lower(Contact.first_name).like(pattern, escape="\\"),
                 sa.func.lower(Contact.last_name).like(pattern, escape="\\"),
             )
         )
+    count = sa.select(sa.func.count()).select_from(CampaignEnrollment).where(*conditions)
+    if search:
+        count = count.join(Contact, Contact.id == CampaignEnrollment.contact_id)
+    total = db.session.scalar(count)
     column = SORTS[sort.lstrip("-")]
-    order = column.desc() if sort.startswith("-") else column.asc()
-    return paginate(query.order_by(order, CampaignEnrollment.id), page=page, limit=limit)
+    descending = sort.startswith("-")
+    # The id tie-break follows the sort direction, so one index serves both directions.
+    order = (column.desc(), CampaignEnrollment.id.desc()) if descending else (column.asc(), CampaignEnrollment.id)
+    query = (
+        sa.select(CampaignEnrollment)
+        .join(Contact, Contact.id == CampaignEnrollment.contact_id)
+        .options(contains_eager(CampaignEnrollment.contact))
+        .where(*conditions)
+        .order_by(*order)
+        .limit(limit)
+        .offset((page - 1) * limit)
+    )
+    return list(db.session.scalars(query)), total
 
 
 def change_enrollment_status(workspace: Workspace, enrollment_id: uuid.UUID, status: str) -> CampaignEnrollment:

@@ -46,11 +46,7 @@ def preview_schedule(
                 (EnrollmentStatus.ACTIVE, EnrollmentStatus.ENROLLED, EnrollmentStatus.PAUSED)
             ),
         )
-        .order_by(
-            sa.case((CampaignEnrollment.current_step > 0, 0), else_=1),
-            CampaignEnrollment.next_action_at.is_(None),
-            CampaignEnrollment.next_action_at,
-        )
+        .order_by(CampaignEnrollment.next_action_at.asc().nulls_last())
         .limit(limit)
     ).all()
     steps = ActiveSteps()

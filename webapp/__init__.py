@@ -25,6 +25,9 @@ def create_app(config: type[Config] | dict | None = None) -> Flask:
 
     configure_logging(app)
     _init_extensions(app)
+    from webapp.security import init_security
+
+    init_security(app)
     _register_blueprints(app)
 
     from webapp.errors import register_error_handlers
@@ -57,6 +60,12 @@ def _init_extensions(app: Flask) -> None:
     db.init_app(app)
     migrate.init_app(app, db, directory=str(app.root_path + "/../migrations"), compare_type=True)
     csrf.init_app(app)
+    hops = int(app.config["TRUSTED_PROXY_HOPS"])
+    if hops:
+        from werkzeug.middleware.proxy_fix import ProxyFix
+
+        # The client address the rate limiter keys on, as seen by the outermost trusted proxy.
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops)
     limiter.init_app(app)
     login_manager.init_app(app)
     with app.app_context():
@@ -77,6 +86,12 @@ def _configure_engine(app: Flask, engine: sa.Engine) -> None:
 
     elif engine.dialect.name == "postgresql":
         timeout = int(app.config["STATEMENT_TIMEOUT_MS"])
+        connect_timeout = int(app.config["DATABASE_CONNECT_TIMEOUT"])
+
+        @sa.event.listens_for(engine, "do_connect")
+        def _pg_connect_timeout(_dialect, _record, _cargs, cparams):
+            # Without it an unreachable server holds each request for the OS TCP timeout (minutes).
+            cparams.setdefault("connect_timeout", connect_timeout)
 
         @sa.event.listens_for(engine, "connect")
         def _pg_settings(dbapi_conn, _record):
@@ -87,8 +102,14 @@ def _configure_engine(app: Flask, engine: sa.Engine) -> None:
 
 def _register_blueprints(app: Flask) -> None:
     from webapp.api import bp as api_bp
+    from webapp.tracking.routes import bp as tracking_bp
+    from webapp.web import register_web
+    from webapp.webhooks.routes import bp as webhooks_bp
 
     app.register_blueprint(api_bp)
+    app.register_blueprint(tracking_bp)
+    app.register_blueprint(webhooks_bp)
+    register_web(app)
 
 
 def _register_health(app: Flask) -> None:

@@ -72,6 +72,9 @@ class Config:
     MAIL_FROM = _env("MAIL_FROM", "Drumbeat <outreach@localhost>")
     PUBLIC_BASE_URL = _env("PUBLIC_BASE_URL", "http://127.0.0.1:5000")
 
+    # CSV files kept between the upload and the mapping steps (one hour at most).
+    IMPORT_UPLOAD_FOLDER = _env("IMPORT_UPLOAD_FOLDER", str(ROOT / "instance" / "uploads"))
+
     WORKER_BATCH_SIZE = _int("WORKER_BATCH_SIZE", 50)
     WORKER_LEASE_SECONDS = _int("WORKER_LEASE_SECONDS", 300)
     WORKER_POLL_SECONDS = _int("WORKER_POLL_SECONDS", 5)

@@ -381,3 +381,16 @@ def test_task_rows_exist_once_per_step(app, api, worker):
     worker.run_once(now=later(hours=1))
     with app.app_context():
         assert db.session.scalar(sa.select(sa.func.count()).select_from(Task)) == 3
+
+
+def test_workspace_sender_defaults_apply_under_the_campaigns_settings(api, app, owner, worker, sink):
+    from webapp.services.workspaces import update_sender_defaults
+
+    with app.app_context():
+        update_sender_defaults(
+            owner.workspace, {"from_name": "Ada at Acme", "from_email": "ada@acme.test", "daily_cap": 1}
+        )
+    three_step_campaign(api, 2)
+    assert worker.run_once(now=later()).sent == 1  # the workspace's cap
+    message = messages(sink)[0]
+    assert message["From"] == "Ada at Acme <ada@acme.test>"

@@ -7,12 +7,15 @@ Rates are per message sent.
 
 import uuid
 from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
 
 import sqlalchemy as sa
 
+from webapp.errors import ValidationFailed
 from webapp.extensions import db
-from webapp.models import CampaignEnrollment, CampaignInstance, EventRollup, SequenceStep, Workspace
-from webapp.models.enums import LIVE_ENROLLMENT_STATUSES, EnrollmentStatus
+from webapp.models import CampaignEnrollment, CampaignInstance, Delivery, EventRollup, SequenceStep, Workspace, utcnow
+from webapp.models.enums import LIVE_ENROLLMENT_STATUSES, DeliveryStatus, EnrollmentStatus, InstanceStatus
 from webapp.schemas.analytics import DailyPoint, PerformanceOut, Rates, StepCounts, StepPerformance, Totals
 from webapp.services.lookups import get_owned
 
@@ -105,3 +108,165 @@ def instance_performance(workspace: Workspace, instance_id: uuid.UUID) -> Perfor
         steps=step_rows,
         daily=series,
     )
+
+
+OVERVIEW_COUNTS = ("sent", "delivered", "opened", "clicked", "replied", "bounced", "unsubscribed")
+BOUNCE_ALERT_RATE = 0.05
+
+
+@dataclass(frozen=True)
+class OverviewDay:
+    date: date
+    sent: int = 0
+    opened: int = 0
+    replied: int = 0
+    bounced: int = 0
+    unsubscribed: int = 0
+
+
+@dataclass(frozen=True)
+class CampaignAttention:
+    """A campaign a person should look at, and why (`reasons`: paused, bounces, unknown_deliveries)."""
+
+    instance_id: uuid.UUID
+    name: str
+    status: str
+    sent: int
+    bounced: int
+    bounce_rate: float
+    unknown_deliveries: int
+    reasons: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class WorkspaceOverview:
+    start: date
+    end: date
+    days: int
+    active_campaigns: int
+    totals: dict[str, int]
+    rates: Rates
+    daily: list[OverviewDay]
+    statuses: dict[str, int]
+    attention: list[CampaignAttention] = field(default_factory=list)
+
+
+def workspace_overview(workspace: Workspace, *, days: int = 30, now: datetime | None = None) -> WorkspaceOverview:
+    """The workspace's numbers for the last `days` UTC days (today included), read from the rollups.
+
+    Totals, rates, the daily series and the enrollment status counts cover active campaigns only.
+    `attention` lists paused campaigns, active or paused ones whose bounce rate over the period is
+    above BOUNCE_ALERT_RATE, and any campaign with deliveries in the `unknown` state. Opens count
+    enrollments whose first open fell in the period; complaints count as unsubscribes, as in
+    `instance_performance`. Raises ValidationFailed unless 1 <= days <= 366.
+    """
+    if not isinstance(days, int) or not 1 <= days <= 366:
+        raise ValidationFailed("days must be between 1 and 366.", details=[{"field": "days", "message": "1 to 366"}])
+    end = (now or utcnow()).astimezone(UTC).date()
+    start = end - timedelta(days=days - 1)
+    instances = {
+        row.id: row
+        for row in db.session.execute(
+            sa.select(CampaignInstance.id, CampaignInstance.name, CampaignInstance.status).where(
+                CampaignInstance.workspace_id == workspace.id,
+                CampaignInstance.status.in_((InstanceStatus.ACTIVE, InstanceStatus.PAUSED)),
+            )
+        )
+    }
+    active = {i for i, row in instances.items() if row.status == InstanceStatus.ACTIVE}
+    types = (*EVENT_COUNTS, "complained", *(f"unique:{kind}" for kind in UNIQUE_COUNTS))
+    per_instance: dict[uuid.UUID, dict[str, int]] = defaultdict(lambda: defaultdict(int))
+    daily: dict[date, dict[str, int]] = defaultdict(lambda: defaultdict(int))
+    totals = dict.fromkeys(OVERVIEW_COUNTS, 0)
+    if instances:
+        query = (
+            sa.select(EventRollup.instance_id, EventRollup.day, EventRollup.type, sa.func.sum(EventRollup.n))
+            .where(
+                EventRollup.instance_id.in_(list(instances)),
+                EventRollup.day >= start,
+                EventRollup.day <= end,
+                EventRollup.type.in_(types),
+            )
+            .group_by(EventRollup.instance_id, EventRollup.day, EventRollup.type)
+        )
+        for instance_id, day, kind, total in db.session.execute(query):
+            # SUM over BIGINT is NUMERIC (Decimal) on PostgreSQL.
+            n = int(total)
+            kind = "unsubscribed" if kind == "complained" else kind.removeprefix("unique:")
+            per_instance[instance_id][kind] += n
+            if instance_id in active:
+                totals[kind] += n
+                daily[day][kind] += n
+    day_fields = ("sent", "opened", "replied", "bounced", "unsubscribed")
+    series = []
+    for offset in range(days):
+        day = start + timedelta(days=offset)
+        series.append(OverviewDay(day, **{k: daily[day].get(k, 0) for k in day_fields}))
+    return WorkspaceOverview(
+        start=start,
+        end=end,
+        days=days,
+        active_campaigns=len(active),
+        totals=totals,
+        rates=rates(totals),
+        daily=series,
+        statuses=_workspace_statuses(workspace),
+        attention=_attention(workspace, instances, per_instance),
+    )
+
+
+def _workspace_statuses(workspace: Workspace) -> dict[str, int]:
+    query = (
+        sa.select(CampaignEnrollment.status, sa.func.count())
+        .join(CampaignInstance, CampaignInstance.id == CampaignEnrollment.instance_id)
+        .where(CampaignEnrollment.workspace_id == workspace.id, CampaignInstance.status == InstanceStatus.ACTIVE)
+        .group_by(CampaignEnrollment.status)
+    )
+    counts = {status.value: 0 for status in EnrollmentStatus}
+    counts.update({status: n for status, n in db.session.execute(query)})
+    return counts
+
+
+def _attention(workspace: Workspace, instances: dict, per_instance: dict) -> list[CampaignAttention]:
+    unknown = dict(
+        db.session.execute(
+            sa.select(CampaignEnrollment.instance_id, sa.func.count())
+            .select_from(Delivery)
+            .join(CampaignEnrollment, CampaignEnrollment.id == Delivery.enrollment_id)
+            .where(Delivery.workspace_id == workspace.id, Delivery.status == DeliveryStatus.UNKNOWN)
+            .group_by(CampaignEnrollment.instance_id)
+        ).all()
+    )
+    missing = [i for i in unknown if i not in instances]
+    if missing:
+        # Draft or completed campaigns can still hold an unresolved delivery.
+        query = sa.select(CampaignInstance.id, CampaignInstance.name, CampaignInstance.status).where(
+            CampaignInstance.id.in_(missing), CampaignInstance.workspace_id == workspace.id
+        )
+        instances = {**instances, **{row.id: row for row in db.session.execute(query)}}
+    found = []
+    for instance_id, row in instances.items():
+        counts = per_instance.get(instance_id, {})
+        sent, bounced = counts.get("sent", 0), counts.get("bounced", 0)
+        bounce_rate = _rate(bounced, sent)
+        reasons = []
+        if unknown.get(instance_id):
+            reasons.append("unknown_deliveries")
+        if bounce_rate > BOUNCE_ALERT_RATE:
+            reasons.append("bounces")
+        if row.status == InstanceStatus.PAUSED:
+            reasons.append("paused")
+        if reasons:
+            found.append(
+                CampaignAttention(
+                    instance_id,
+                    row.name,
+                    row.status,
+                    sent,
+                    bounced,
+                    bounce_rate,
+                    unknown.get(instance_id, 0),
+                    tuple(reasons),
+                )
+            )
+    return sorted(found, key=lambda item: (-len(item.reasons), item.name.lower(), str(item.instance_id)))

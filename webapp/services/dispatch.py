@@ -65,9 +65,30 @@ class ClaimReport:
     deferred: int = 0
 
 
-def effective_settings(template: CampaignTemplate, instance: CampaignInstance) -> dict:
-    """Template defaults overridden by the instance's settings."""
-    return {**(template.settings or {}), **(instance.settings or {})}
+SENDER_DEFAULT_KEYS = ("send_window", "timezone", "daily_cap", "from_name", "from_email")
+
+
+def effective_settings(
+    template: CampaignTemplate, instance: CampaignInstance, workspace_settings: dict | None = None
+) -> dict:
+    """The workspace's sender defaults, overridden by the template's settings, overridden by
+    the instance's."""
+    defaults = {k: v for k, v in (workspace_settings or {}).items() if k in SENDER_DEFAULT_KEYS and v is not None}
+    return {**defaults, **(template.settings or {}), **(instance.settings or {})}
+
+
+class _WorkspaceSettings:
+    """Workspace settings by id, loaded once per batch."""
+
+    def __init__(self):
+        self._cache: dict[uuid.UUID, dict] = {}
+
+    def __call__(self, workspace_id: uuid.UUID) -> dict:
+        if workspace_id not in self._cache:
+            self._cache[workspace_id] = (
+                db.session.scalar(sa.select(Workspace.settings).where(Workspace.id == workspace_id)) or {}
+            )
+        return self._cache[workspace_id]
 
 
 def sender_of(settings: dict) -> tuple[str, str]:
@@ -147,9 +168,10 @@ def claim_due_work(now: datetime, *, limit: int | None = None) -> ClaimReport:
     last_sends: dict[str, datetime | None] = {}
     rng = random.Random()
     rows = _due_rows(now, limit)
+    workspace_settings = _WorkspaceSettings()
     existing = _existing_deliveries([row[0].id for row in rows])
     for enrollment, instance, template, contact in rows:
-        settings = effective_settings(template, instance)
+        settings = effective_settings(template, instance, workspace_settings(enrollment.workspace_id))
         step = steps.after(template.id, enrollment.current_step)
         if step is None:
             complete_enrollment(enrollment, now)
@@ -335,12 +357,13 @@ def compose(
     step: SequenceStep,
     instance: CampaignInstance,
     template: CampaignTemplate,
+    workspace_settings: dict | None = None,
 ) -> tuple[bytes, str, str, str]:
     """Render and build one message: (bytes, Message-ID, from address, subject).
 
     Raises render.UnresolvedVariable when a variable has no value and no default.
     """
-    settings = effective_settings(template, instance)
+    settings = effective_settings(template, instance, workspace_settings)
     sender_name, sender = sender_of(settings)
     unsubscribe = unsubscribe_url(delivery.workspace_id, enrollment.id)
     rendered = render.render_message(
@@ -386,6 +409,7 @@ def prepare_deliveries(delivery_ids: list[uuid.UUID]) -> list[Prepared]:
         .where(Delivery.id.in_(delivery_ids), Delivery.status == DeliveryStatus.CLAIMED)
     ).all()
     by_id = {row[0].id: row for row in rows}
+    workspace_settings = _WorkspaceSettings()
     prepared = []
     for delivery_id in delivery_ids:
         if delivery_id not in by_id:
@@ -404,7 +428,7 @@ def prepare_deliveries(delivery_ids: list[uuid.UUID]) -> list[Prepared]:
         )
         try:
             item.message, item.message_id, item.sender, item.subject = compose(
-                delivery, enrollment, contact, step, instance, template
+                delivery, enrollment, contact, step, instance, template, workspace_settings(delivery.workspace_id)
             )
         except render.UnresolvedVariable as exc:
             item.problem = f"unresolved variables: {', '.join(sorted(exc.names))}"

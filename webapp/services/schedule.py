@@ -33,7 +33,7 @@ def preview_schedule(
     """The next `limit` actions of the campaign in time order, as the worker would take them."""
     now = now or utcnow()
     instance = get_owned(CampaignInstance, workspace, instance_id)
-    settings = effective_settings(instance.template, instance)
+    settings = effective_settings(instance.template, instance, workspace.settings)
     window, holidays = settings.get("send_window"), settings.get("skip_holidays")
     cap = settings.get("daily_cap")
     _, sender = sender_of(settings)

@@ -1,0 +1,395 @@
+"""Campaigns (instances): the list, a new campaign, and one campaign's page.
+
+The campaign page answers one URL; htmx asks for its blocks (`enrollments`, a row, the header)
+and loads the expensive panels lazily from their own URLs (performance, next sends), which are
+also plain pages for browsers without JavaScript. Every query goes through the services, one
+page at a time: the page sends the same 9 statements with 60 enrollments or 100,000 (their
+time is the services' and the indexes' business; see bench/campaign_page.py).
+"""
+
+import math
+import uuid
+
+from flask import Blueprint, flash, redirect, request, url_for
+from pydantic import BaseModel, ValidationError
+
+from webapp.api.base import validation_failed
+from webapp.errors import Conflict, NotFound, ValidationFailed
+from webapp.htmx import hx_redirect, hx_trigger, is_htmx, render
+from webapp.models.enums import LIVE_ENROLLMENT_STATUSES, EnrollmentStatus, InstanceStatus
+from webapp.schemas.analytics import PerformanceOut
+from webapp.schemas.common import Query
+from webapp.schemas.enrollments import EnrollmentQuery, EnrollmentStatusIn
+from webapp.schemas.instances import InstanceIn, InstanceQuery, InstanceStatusIn
+from webapp.schemas.tasks import ResolveDeliveryIn, ScheduleQuery
+from webapp.security import current_workspace, require_login, safe_next
+from webapp.services import analytics, dispatch, enrollments, instances, schedule, templates
+from webapp.web import errors_by_field
+from webapp.web.forms import form_data
+
+bp = Blueprint("instances", __name__, url_prefix="/campaigns")
+bp.before_request(require_login)
+
+CAMPAIGNS_PER_PAGE = 20
+ENROLLMENTS_PER_PAGE = 50
+EVENTS_PER_PAGE = 50
+ATTENTION_LIMIT = 5
+SCHEDULE_PANEL = 10
+SCHEDULE_PAGE = 50
+TEMPLATE_CHOICES = 100
+DAY_FIELD = "settings.send_window.days"
+ENROLLMENT_SORTS = (
+    ("-enrolled_at", "Newest first"),
+    ("enrolled_at", "Oldest first"),
+    ("email", "Email, A to Z"),
+    ("-email", "Email, Z to A"),
+    ("status", "Status"),
+    ("next_action_at", "Next action, soonest first"),
+    ("-next_action_at", "Next action, latest first"),
+)
+COMPLETE_QUESTION = (
+    "Complete this campaign? Nothing more will be sent and its live enrollments end. This cannot be undone."
+)
+SERIES = ("sent", "opened", "clicked", "replied", "bounced")
+FUNNEL = ("sent", "opened", "clicked", "replied")
+
+
+def _query(model: type[BaseModel]) -> BaseModel:
+    """The query string through `model`; blank values (an "All" option) count as absent."""
+    args = {name: value for name, value in request.args.items() if value.strip()}
+    try:
+        return model.model_validate(args)
+    except ValidationError as exc:
+        raise validation_failed(exc) from exc
+
+
+def _validate(model: type[BaseModel], data: dict) -> BaseModel:
+    # Form values are all strings: validate in lax mode (Input models are strict for JSON bodies).
+    try:
+        return model.model_validate(data, strict=False)
+    except ValidationError as exc:
+        raise validation_failed(exc) from exc
+
+
+def _pages(total: int, per_page: int) -> int:
+    return max(1, math.ceil(total / per_page))
+
+
+def _toast(response, message: str, level: str = "success"):
+    return hx_trigger(response, "toast", {"message": message, "level": level})
+
+
+def status_actions(status: str) -> list[dict]:
+    """The buttons of the allowed transitions only, labelled for what they do from `status`."""
+    actions = []
+    for target in instances.allowed_transitions(status):
+        if target == InstanceStatus.ACTIVE:
+            label = "Launch" if status == InstanceStatus.DRAFT else "Resume"
+        elif target == InstanceStatus.PAUSED:
+            label = "Pause"
+        else:
+            label = "Complete"
+        actions.append({"status": str(target), "label": label, "confirm": target == InstanceStatus.COMPLETED})
+    return actions
+
+
+def enrollment_actions(status: str) -> tuple[str, ...]:
+    """Pause, resume and unenroll, as far as the enrollment's status allows them."""
+    actions = []
+    if status in (EnrollmentStatus.ENROLLED, EnrollmentStatus.ACTIVE):
+        actions.append("pause")
+    if status == EnrollmentStatus.PAUSED:
+        actions.append("resume")
+    if status in LIVE_ENROLLMENT_STATUSES:
+        actions.append("unenroll")
+    return tuple(actions)
+
+
+def _here() -> str:
+    return request.full_path.rstrip("?")
+
+
+@bp.get("")
+def index():
+    """All campaigns, filtered by status and name."""
+    query = _query(InstanceQuery)
+    items, total = instances.list_instances(
+        current_workspace(), status=query.status, search=query.search, page=query.page, limit=CAMPAIGNS_PER_PAGE
+    )
+    return render(
+        "instances/index.html",
+        block="rows",
+        items=items,
+        total=total,
+        page=query.page,
+        total_pages=_pages(total, CAMPAIGNS_PER_PAGE),
+        query=query,
+        statuses=[str(status) for status in InstanceStatus],
+    )
+
+
+def _new_form(*, errors: dict | None = None, status: int = 200):
+    choices, _ = templates.list_templates(current_workspace(), is_active=True, limit=TEMPLATE_CHOICES)
+    values = request.form if request.method == "POST" else request.args
+    return render(
+        "instances/new.html",
+        block="campaign_form",
+        status=status,
+        choices=choices,
+        values=values,
+        days=values.getlist(DAY_FIELD),
+        errors=errors or {},
+    )
+
+
+@bp.get("/new")
+def new():
+    """The form for a new campaign; `?template_id=` preselects a template."""
+    return _new_form()
+
+
+def _form_errors(details: list[dict]) -> dict[str, list[str]]:
+    # A list item's error (`...days.0`) belongs to the list's field.
+    errors: dict[str, list[str]] = {}
+    for field, messages in errors_by_field(details).items():
+        parts = field.split(".")
+        while parts and parts[-1].isdigit():
+            parts.pop()
+        errors.setdefault(".".join(parts), []).extend(messages)
+    return errors
+
+
+@bp.post("")
+def create():
+    """Create a draft campaign from a template, or show the form again with its errors (422)."""
+    try:
+        body = _validate(InstanceIn, form_data(lists=(DAY_FIELD,)))
+        instance = instances.create_instance(current_workspace(), body)
+    except ValidationFailed as exc:
+        return _new_form(errors=_form_errors(exc.details), status=422)
+    except (NotFound, Conflict) as exc:
+        return _new_form(errors={"template_id": [exc.message]}, status=422)
+    flash(f"Campaign “{instance.name}” created as a draft: enroll contacts, then launch it.", "success")
+    return hx_redirect(url_for(".show", instance_id=instance.id))
+
+
+def _enrollments_context(workspace, instance) -> dict:
+    query = _query(EnrollmentQuery)
+    rows, total = enrollments.list_enrollments(
+        workspace,
+        instance.id,
+        status=query.status,
+        search=query.search,
+        sort=query.sort,
+        page=query.page,
+        limit=ENROLLMENTS_PER_PAGE,
+    )
+    return {
+        "rows": rows,
+        "enrollment_total": total,
+        "enrollment_page": query.page,
+        "enrollment_pages": _pages(total, ENROLLMENTS_PER_PAGE),
+        "filters": query,
+        "filtered": bool(query.status or query.search),
+        "sorts": ENROLLMENT_SORTS,
+        "enrollment_statuses": [str(status) for status in EnrollmentStatus],
+        "next_url": _here(),
+        "enrollment_actions": enrollment_actions,
+    }
+
+
+def _attention_context(workspace) -> dict:
+    deliveries, total = dispatch.list_deliveries(workspace, status="unknown", limit=ATTENTION_LIMIT)
+    return {"deliveries": deliveries, "unknown_total": total}
+
+
+def _header_context(instance) -> dict:
+    return {
+        "instance": instance,
+        "actions": status_actions(instance.status),
+        "complete_question": COMPLETE_QUESTION,
+        "is_active": instance.status == InstanceStatus.ACTIVE,
+    }
+
+
+@bp.get("/<uuid:instance_id>")
+def show(instance_id: uuid.UUID):
+    """One campaign: status controls, enrollments, and the lazily loaded panels."""
+    workspace = current_workspace()
+    instance = instances.get_instance(workspace, instance_id)
+    context = {**_header_context(instance), **_enrollments_context(workspace, instance)}
+    if not is_htmx():
+        context.update(_attention_context(workspace))
+    return render("instances/show.html", block="enrollments", **context)
+
+
+@bp.post("/<uuid:instance_id>/status")
+def change_status(instance_id: uuid.UUID):
+    """Launch, pause, resume or complete; completing needs a confirmation."""
+    workspace = current_workspace()
+    instances.get_instance(workspace, instance_id)
+    body = _validate(InstanceStatusIn, {"status": request.form.get("status")})
+    if body.status == InstanceStatus.COMPLETED and request.form.get("confirm") != "yes":
+        return hx_redirect(url_for(".confirm_complete", instance_id=instance_id))
+    instance = instances.change_instance_status(workspace, instance_id, body.status)
+    message = {
+        InstanceStatus.ACTIVE: f"“{instance.name}” is active: due steps go out at the next run.",
+        InstanceStatus.PAUSED: f"“{instance.name}” is paused: nothing is sent until you resume it.",
+        InstanceStatus.COMPLETED: f"“{instance.name}” is completed.",
+    }[body.status]
+    if is_htmx():
+        response = render("instances/show.html", block="campaign_header", **_header_context(instance))
+        hx_trigger(response, "campaign-status-changed")
+        return _toast(response, message)
+    flash(message, "success")
+    return hx_redirect(url_for(".show", instance_id=instance_id))
+
+
+@bp.get("/<uuid:instance_id>/complete")
+def confirm_complete(instance_id: uuid.UUID):
+    """Ask before completing (the confirmation for browsers without JavaScript)."""
+    instance = instances.get_instance(current_workspace(), instance_id)
+    if InstanceStatus.COMPLETED not in instances.allowed_transitions(instance.status):
+        return redirect(url_for(".show", instance_id=instance_id), 303)
+    return render("instances/confirm_complete.html", instance=instance, complete_question=COMPLETE_QUESTION)
+
+
+def _owned_enrollment(workspace, instance_id: uuid.UUID, enrollment_id: uuid.UUID):
+    enrollment = enrollments.get_enrollment(workspace, enrollment_id)
+    if enrollment.instance_id != instance_id:
+        raise NotFound(f"Enrollment {enrollment_id} not found.")
+    return enrollment
+
+
+def _row_response(enrollment, message: str):
+    default = url_for(".show", instance_id=enrollment.instance_id)
+    next_url = safe_next(request.form.get("next"), default=default)
+    if is_htmx():
+        response = render(
+            "instances/show.html",
+            block="enrollment_row",
+            enrollment=enrollment,
+            next_url=next_url,
+            enrollment_actions=enrollment_actions,
+        )
+        return _toast(response, message)
+    flash(message, "success")
+    return hx_redirect(f"{next_url}#enrollment-{enrollment.id}")
+
+
+@bp.post("/<uuid:instance_id>/enrollments/<uuid:enrollment_id>/status")
+def change_enrollment_status(instance_id: uuid.UUID, enrollment_id: uuid.UUID):
+    """Pause or resume one enrollment; htmx gets the updated row."""
+    workspace = current_workspace()
+    _owned_enrollment(workspace, instance_id, enrollment_id)
+    body = _validate(EnrollmentStatusIn, {"status": request.form.get("status")})
+    enrollment = enrollments.change_enrollment_status(workspace, enrollment_id, body.status)
+    verb = "paused" if body.status == EnrollmentStatus.PAUSED else "resumed"
+    return _row_response(enrollment, f"{enrollment.contact.email}: {verb}.")
+
+
+@bp.post("/<uuid:instance_id>/enrollments/<uuid:enrollment_id>/unenroll")
+def unenroll(instance_id: uuid.UUID, enrollment_id: uuid.UUID):
+    """Remove one enrollment from the campaign (final); its history stays."""
+    workspace = current_workspace()
+    _owned_enrollment(workspace, instance_id, enrollment_id)
+    enrollment = enrollments.unenroll(workspace, enrollment_id)
+    return _row_response(enrollment, f"{enrollment.contact.email}: removed from the campaign.")
+
+
+@bp.get("/<uuid:instance_id>/enrollments/<uuid:enrollment_id>")
+def enrollment(instance_id: uuid.UUID, enrollment_id: uuid.UUID):
+    """One enrollment's timeline: a drawer on the campaign page for htmx, a page otherwise."""
+    workspace = current_workspace()
+    found = enrollments.get_enrollment(workspace, enrollment_id)
+    if found.instance_id != instance_id:
+        # Links that only know the enrollment (e.g. an unknown delivery) land on its own campaign.
+        return redirect(url_for(".enrollment", instance_id=found.instance_id, enrollment_id=enrollment_id), 303)
+    query = _query(Query)
+    events, total = enrollments.list_enrollment_events(workspace, enrollment_id, page=query.page, limit=EVENTS_PER_PAGE)
+    return render(
+        "instances/enrollment.html",
+        block="timeline",
+        instance=instances.get_instance(workspace, instance_id),
+        enrollment=found,
+        events=events,
+        event_total=total,
+        page=query.page,
+        total_pages=_pages(total, EVENTS_PER_PAGE),
+        drawer=is_htmx(),
+        next_url=_here(),
+        enrollment_actions=enrollment_actions,
+    )
+
+
+def chart_data(performance: PerformanceOut) -> dict:
+    """The numbers of the two charts, as the JSON that static/js/charts.js draws."""
+    return {
+        "daily": {
+            "kind": "line",
+            "labels": [point.date.isoformat() for point in performance.daily],
+            "series": [
+                {"key": key, "label": key.capitalize(), "data": [getattr(point, key) for point in performance.daily]}
+                for key in SERIES
+            ],
+        },
+        "funnel": {
+            "kind": "funnel",
+            "labels": [f"Step {step.step_number} ({step.channel})" for step in performance.steps],
+            "series": [
+                {
+                    "key": key,
+                    "label": key.capitalize(),
+                    "data": [getattr(step.totals, key) for step in performance.steps],
+                }
+                for key in FUNNEL
+            ],
+        },
+    }
+
+
+@bp.get("/<uuid:instance_id>/performance")
+def performance(instance_id: uuid.UUID):
+    """Key numbers, the daily chart and the per-step funnel (the API's performance numbers)."""
+    workspace = current_workspace()
+    instance = instances.get_instance(workspace, instance_id)
+    numbers = analytics.instance_performance(workspace, instance_id)
+    return render(
+        "instances/performance.html",
+        block="performance",
+        instance=instance,
+        perf=numbers,
+        charts=chart_data(numbers),
+        is_active=instance.status == InstanceStatus.ACTIVE,
+    )
+
+
+@bp.get("/<uuid:instance_id>/schedule")
+def next_sends(instance_id: uuid.UUID):
+    """What goes out next, and when, with the reason for any delay (`?limit=` more of it)."""
+    workspace = current_workspace()
+    instance = instances.get_instance(workspace, instance_id)
+    limit = _query(ScheduleQuery).limit if request.args.get("limit") else SCHEDULE_PANEL
+    sends = schedule.preview_schedule(workspace, instance_id, limit=limit)
+    return render(
+        "instances/schedule.html", block="schedule", instance=instance, sends=sends, limit=limit, more=SCHEDULE_PAGE
+    )
+
+
+@bp.post("/<uuid:instance_id>/deliveries/<uuid:delivery_id>/resolve")
+def resolve_delivery(instance_id: uuid.UUID, delivery_id: uuid.UUID):
+    """Say what happened to a delivery whose outcome is unknown: it was sent, or send it again."""
+    workspace = current_workspace()
+    instance = instances.get_instance(workspace, instance_id)
+    body = _validate(ResolveDeliveryIn, {"sent": request.form.get("sent")})
+    dispatch.resolve_unknown_delivery(workspace, delivery_id, sent=body.sent)
+    message = (
+        "Marked as sent: the enrollment moves on to its next step."
+        if body.sent
+        else "It will be sent again at the next run."
+    )
+    if is_htmx():
+        response = render("instances/show.html", block="attention", instance=instance, **_attention_context(workspace))
+        return _toast(response, message)
+    flash(message, "success")
+    return hx_redirect(url_for(".show", instance_id=instance_id))

@@ -1,0 +1,176 @@
+"""Tasks: LinkedIn and manual steps waiting for a person, with the message to copy; Done or Skip
+moves the enrollment on."""
+
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from urllib.parse import urlsplit
+
+from flask import Blueprint, flash, redirect, request, url_for
+
+from webapp.engine import render as content
+from webapp.htmx import hx_trigger, is_htmx, render
+from webapp.models import utcnow
+from webapp.security import current_workspace, require_login
+from webapp.services.instances import list_instances
+from webapp.services.tasks import finish_task, list_tasks
+
+bp = Blueprint("tasks", __name__)
+bp.before_request(require_login)
+
+TASK_TYPES = {
+    "connection_request": "Connection request",
+    "message": "LinkedIn message",
+    "profile_visit": "Profile visit",
+    "inmail": "InMail",
+    "task": "Manual task",
+}
+DUE = {"overdue": "Overdue", "today": "Due today or overdue", "upcoming": "Upcoming"}
+PER_PAGE = 20
+CAMPAIGNS_IN_FILTER = 200
+
+
+@dataclass(frozen=True)
+class Filters:
+    """The list's query string; unknown values are ignored (they come from editable URLs)."""
+
+    due: str | None = None
+    type: str | None = None
+    campaign: uuid.UUID | None = None
+    page: int = 1
+
+    @classmethod
+    def parse(cls, values) -> "Filters":
+        due, kind = values.get("due"), values.get("type")
+        try:
+            campaign = uuid.UUID(values.get("campaign") or "")
+        except ValueError:
+            campaign = None
+        page = values.get("page", type=int) or 1
+        return cls(due if due in DUE else None, kind if kind in TASK_TYPES else None, campaign, max(page, 1))
+
+    def args(self) -> dict:
+        """Query arguments for url_for, without the empty ones."""
+        values = {"due": self.due, "type": self.type, "campaign": self.campaign, "page": self.page}
+        return {k: str(v) for k, v in values.items() if v is not None and not (k == "page" and v == 1)}
+
+
+@dataclass(frozen=True)
+class TaskRow:
+    id: uuid.UUID
+    type_label: str
+    name: str
+    email: str
+    company: str | None
+    title: str | None
+    profile_url: str | None
+    campaign: str
+    step_number: int
+    message: str | None
+    due_at: datetime
+    due_state: str
+
+    @property
+    def rows(self) -> int:
+        """Enough rows for the whole message at about 60 characters a line (the field does not resize:
+        a resized field carries an inline style that htmx would copy onto its replacement)."""
+        lines = sum(max(1, -(-len(line) // 60)) for line in (self.message or "").splitlines())
+        return min(max(lines, 2), 12)
+
+
+def profile_link(url: str | None) -> str | None:
+    """`url` if it is an http(s) link with a host, else None (never a javascript: or data: URL)."""
+    if not url:
+        return None
+    try:
+        parts = urlsplit(url.strip())
+    except ValueError:
+        return None
+    return url.strip() if parts.scheme.lower() in ("http", "https") and parts.netloc else None
+
+
+def task_message(step, contact) -> str | None:
+    """The step's message with the contact's merge fields filled in; unresolved ones stay visible."""
+    if not step.body:
+        return None
+    try:
+        return content.preview("", step.body, content.build_context(contact), unsubscribe_footer=None).text
+    except content.TemplateError:
+        return step.body
+
+
+def _due_state(due_at: datetime, now: datetime) -> str:
+    end_of_day = now.replace(hour=0, minute=0, second=0, microsecond=0) + timedelta(days=1)
+    return "overdue" if due_at < now else "today" if due_at < end_of_day else "upcoming"
+
+
+def _row(task, contact, step, instance, now: datetime) -> TaskRow:
+    name = " ".join(part for part in (contact.first_name, contact.last_name) if part) or contact.email
+    return TaskRow(
+        id=task.id,
+        type_label=TASK_TYPES.get(task.type, task.type.replace("_", " ").capitalize()),
+        name=name,
+        email=contact.email,
+        company=contact.company,
+        title=contact.title,
+        profile_url=profile_link(contact.linkedin_url),
+        campaign=instance.name,
+        step_number=step.position,
+        message=task_message(step, contact),
+        due_at=task.due_at,
+        due_state=_due_state(task.due_at, now),
+    )
+
+
+def _page(filters: Filters, *, status: int = 200):
+    workspace = current_workspace()
+    now = utcnow()
+    query = {"due": filters.due, "type": filters.type, "instance_id": filters.campaign, "limit": PER_PAGE, "now": now}
+    rows, total = list_tasks(workspace, page=filters.page, **query)
+    pages = max(1, -(-total // PER_PAGE))
+    if filters.page > pages:
+        # The last task of the last page was just finished: show the page before it.
+        filters = Filters(filters.due, filters.type, filters.campaign, pages)
+        rows, total = list_tasks(workspace, page=filters.page, **query)
+    campaigns, _ = list_instances(workspace, limit=CAMPAIGNS_IN_FILTER)
+    return render(
+        "tasks/index.html",
+        block="task_list",
+        status=status,
+        rows=[_row(*row, now) for row in rows],
+        total=total,
+        pages=pages,
+        filters=filters,
+        campaign_choices=[(str(campaign.id), campaign.name) for campaign in campaigns],
+        task_types=list(TASK_TYPES.items()),
+        due_choices=list(DUE.items()),
+    )
+
+
+@bp.get("/tasks")
+def index():
+    """Open tasks, soonest first, filtered by due date, type and campaign."""
+    return _page(Filters.parse(request.args))
+
+
+@bp.post("/tasks/<uuid:task_id>/done")
+def done(task_id: uuid.UUID):
+    """Mark the task done: the enrollment moves on to its next step."""
+    return _finish(task_id, done=True)
+
+
+@bp.post("/tasks/<uuid:task_id>/skip")
+def skip(task_id: uuid.UUID):
+    """Skip the task: recorded on the enrollment's timeline, and the enrollment moves on."""
+    return _finish(task_id, done=False)
+
+
+def _finish(task_id: uuid.UUID, *, done: bool):
+    task = finish_task(current_workspace(), task_id, done=done, reason=None if done else "skipped in the dashboard")
+    message = f"{TASK_TYPES.get(task.type, 'Task')} {'done' if done else 'skipped'}: the contact moves on."
+    # The action URL carries the list's filters, so the answer shows the list the user was looking at.
+    filters = Filters.parse(request.args)
+    if is_htmx():
+        return hx_trigger(_page(filters), "toast", {"message": message, "level": "success"})
+    flash(message, "success")
+    return redirect(url_for("tasks.index", **filters.args()), 303)

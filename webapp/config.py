@@ -75,7 +75,7 @@ class Config:
     # CSV files kept between the upload and the mapping steps (one hour at most).
     IMPORT_UPLOAD_FOLDER = _env("IMPORT_UPLOAD_FOLDER", str(ROOT / "instance" / "uploads"))
 
-    WORKER_BATCH_SIZE = _int("WORKER_BATCH_SIZE", 50)
+    WORKER_BATCH_SIZE = _int("WORKER_BATCH_SIZE", 100)
     WORKER_LEASE_SECONDS = _int("WORKER_LEASE_SECONDS", 300)
     WORKER_POLL_SECONDS = _int("WORKER_POLL_SECONDS", 5)
     WORKER_MAX_ATTEMPTS = _int("WORKER_MAX_ATTEMPTS", 5)

@@ -23,7 +23,7 @@ from webapp.services.idempotency import prune_idempotency_keys
 log = logging.getLogger("drumbeat.worker")
 # Outcomes are recorded in one transaction per this many messages: fewer round trips, and a
 # crash leaves at most this many sent messages in `unknown` (never resent).
-RECORD_EVERY = 25
+RECORD_EVERY = 50
 
 
 @dataclass

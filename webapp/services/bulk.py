@@ -15,6 +15,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from webapp.extensions import db
 
 SQLITE_MAX_VARIABLES = 32_000
+SMALL_BATCH = 200
 
 
 def dialect_name() -> str:
@@ -37,6 +38,10 @@ def bulk_insert(
         return []
     columns = list(rows[0].keys())
     if dialect_name() == "postgresql":
+        if len(rows) <= SMALL_BATCH:
+            # One multi-row INSERT is one round trip; COPY through a temp table costs three more.
+            stmt = _on_conflict(postgresql.insert(table).values(list(rows)), table, conflict, update)
+            return list(db.session.connection().execute(stmt.returning(*returning)).all())
         return _postgresql(table, rows, columns, conflict, returning, update)
     return _sqlite(table, rows, columns, conflict, returning, update)
 
@@ -67,11 +72,14 @@ def _postgresql(table, rows, columns, conflict, returning, update) -> list[sa.Ro
     raw = connection.connection.driver_connection
     tmp = f"_bulk_{table.name}_{abs(hash(tuple(columns))) % 10_000_000}"
     column_list = ", ".join(columns)
+    created = connection.connection.info.setdefault("drumbeat_temp_tables", set())
     with raw.cursor() as cursor:
-        cursor.execute(
-            f"CREATE TEMP TABLE IF NOT EXISTS {tmp} ON COMMIT DELETE ROWS AS "
-            f"SELECT {column_list} FROM {table.name} WITH NO DATA"
-        )
+        if tmp not in created:  # temp tables live as long as the pooled connection
+            cursor.execute(
+                f"CREATE TEMP TABLE IF NOT EXISTS {tmp} ON COMMIT DELETE ROWS AS "
+                f"SELECT {column_list} FROM {table.name} WITH NO DATA"
+            )
+            created.add(tmp)
         cursor.execute(f"TRUNCATE {tmp}")
         with cursor.copy(f"COPY {tmp} ({column_list}) FROM STDIN") as copy:
             for row in rows:

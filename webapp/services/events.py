@@ -155,31 +155,29 @@ def _store(rows: list[dict]) -> list[sa.Row]:
 
 
 def _resolve_targets(workspace: Workspace, events: list[EventIn]) -> dict[int, _Target | None]:
-    by_id = {e.enrollment_id for e in events if e.enrollment_id is not None}
+    by_id = list({e.enrollment_id for e in events if e.enrollment_id is not None})
     by_email = {(e.instance_id, e.email) for e in events if e.enrollment_id is None}
-    columns = (
-        CampaignEnrollment.id,
-        CampaignEnrollment.instance_id,
-        CampaignEnrollment.contact_id,
-        CampaignInstance.template_id,
-        Contact.email,
-    )
+    found_id, found_email = {}, {}
+    # By id: no need to join contacts (the common case for our own format and providers).
     base = (
-        sa.select(*columns)
+        sa.select(
+            CampaignEnrollment.id,
+            CampaignEnrollment.instance_id,
+            CampaignEnrollment.contact_id,
+            CampaignInstance.template_id,
+        )
         .join(CampaignInstance, CampaignInstance.id == CampaignEnrollment.instance_id)
-        .join(Contact, Contact.id == CampaignEnrollment.contact_id)
         .where(CampaignEnrollment.workspace_id == workspace.id)
     )
-    found_id, found_email = {}, {}
-    ids = list(by_id)
-    for start in range(0, len(ids), 1000):
-        for row in db.session.execute(base.where(CampaignEnrollment.id.in_(ids[start : start + 1000]))):
+    for start in range(0, len(by_id), 1000):
+        for row in db.session.execute(base.where(CampaignEnrollment.id.in_(by_id[start : start + 1000]))):
             found_id[row.id] = _Target(row.id, row.instance_id, row.contact_id, row.template_id)
     if by_email:
         instances = {instance_id for instance_id, _ in by_email}
         emails = list({email for _, email in by_email})
+        with_email = base.add_columns(Contact.email).join(Contact, Contact.id == CampaignEnrollment.contact_id)
         for start in range(0, len(emails), 1000):
-            query = base.where(
+            query = with_email.where(
                 CampaignEnrollment.instance_id.in_(instances), Contact.email.in_(emails[start : start + 1000])
             )
             for row in db.session.execute(query):

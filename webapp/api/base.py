@@ -8,6 +8,7 @@ arguments, wraps the result in the `{"success": true, "data": ...}` envelope, re
 import functools
 import json
 import math
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -21,6 +22,14 @@ from webapp.services.idempotency import (
     fingerprint,
     finish_idempotent_request,
 )
+
+MAX_BODY_DEPTH = 32
+# What the OpenAPI document promises for the header, so both say the same.
+IDEMPOTENCY_KEY_PATTERN = r"^[\x21-\x7e](?:[\x20-\x7e]{0,253}[\x21-\x7e])?$"
+IDEMPOTENCY_KEY = re.compile(IDEMPOTENCY_KEY_PATTERN)
+TOO_DEEP = f"Malformed JSON: nested too deeply (more than {MAX_BODY_DEPTH} levels)."
+_BAD_TEXT = re.compile("[\x00\ud800-\udfff]")
+BAD_TEXT = "text must not contain NUL characters (\\u0000) or unpaired surrogates"
 
 
 @dataclass
@@ -87,10 +96,38 @@ def parse_json_body() -> Any:
     if mimetype and mimetype != "application/json" and not mimetype.endswith("+json"):
         raise ValidationFailed("Content-Type must be application/json.")
     try:
-        return json.loads(raw, parse_constant=_reject_constant)
-    except (ValueError, RecursionError) as exc:
-        reason = "nested too deeply" if isinstance(exc, RecursionError) else str(exc)[:200]
-        raise ValidationFailed(f"Malformed JSON: {reason}") from exc
+        data = json.loads(raw, parse_constant=_reject_constant)
+    except RecursionError as exc:
+        raise ValidationFailed(TOO_DEEP) from exc
+    except ValueError as exc:
+        raise ValidationFailed(f"Malformed JSON: {str(exc)[:200]}") from exc
+    check_json_values(data)
+    return data
+
+
+def check_json_values(data: Any) -> None:
+    """Reject what no field accepts but would break further on: nesting deeper than MAX_BODY_DEPTH
+    (validators recurse) and text with NUL or unpaired surrogates (PostgreSQL and UTF-8 refuse
+    them, which would be a 500). Iterative, so a hostile body cannot exhaust the stack."""
+    stack = [(data, "", 1)]
+    while stack:
+        item, where, depth = stack.pop()
+        if isinstance(item, str):
+            if _BAD_TEXT.search(item):
+                raise _bad_text(where or "body")
+        elif isinstance(item, dict | list):
+            if depth > MAX_BODY_DEPTH:
+                raise ValidationFailed(TOO_DEEP)
+            pairs = item.items() if isinstance(item, dict) else enumerate(item)
+            for key, child in pairs:
+                path = f"{where}.{key}" if where else str(key)
+                if isinstance(key, str) and _BAD_TEXT.search(key):
+                    raise _bad_text(path)
+                stack.append((child, path, depth + 1))
+
+
+def _bad_text(where: str) -> ValidationFailed:
+    return ValidationFailed(f"Invalid request: {where}: {BAD_TEXT}", details=[{"field": where, "message": BAD_TEXT}])
 
 
 def parse_body(model: type[BaseModel]) -> BaseModel:
@@ -104,7 +141,14 @@ def parse_body(model: type[BaseModel]) -> BaseModel:
 
 
 def parse_query(model: type[BaseModel]) -> BaseModel:
+    repeated = sorted({key for key, values in request.args.lists() if len(values) > 1})
+    if repeated:
+        raise ValidationFailed(
+            f"Invalid request: query parameter {repeated[0]} given more than once.",
+            details=[{"field": key, "message": "given more than once"} for key in repeated],
+        )
     args = {key: value for key, value in request.args.items()}
+    check_json_values(args)
     try:
         return model.model_validate(args)
     except ValidationError as exc:
@@ -165,6 +209,11 @@ def operation(blueprint, method: str, rule: str, *, summary: str, tag: str, **op
             if op.query is not None:
                 kwargs["query"] = parse_query(op.query)
             key = request.headers.get("Idempotency-Key") if method == "POST" and op.auth else None
+            if key is not None and not IDEMPOTENCY_KEY.fullmatch(key):
+                raise ValidationFailed(
+                    "Idempotency-Key must be 1 to 255 visible ASCII characters (inner spaces allowed).",
+                    details=[{"field": "Idempotency-Key", "message": "invalid"}],
+                )
             if key is None:
                 body, status = envelope(op, view(**kwargs))
                 return jsonify(body), status

@@ -77,6 +77,8 @@ def receive_signed_events(workspace_id: uuid.UUID):
     """The same body, signed with the workspace's `whsec_` secret per the Standard Webhooks
     spec (`webhook-id`, `webhook-timestamp`, `webhook-signature`). Verified on the raw body;
     a bad or stale signature is a 401."""
+    # Headers first: the answer must not tell whether the workspace exists.
+    standard.require_headers(request.headers)
     workspace = db.session.get(Workspace, workspace_id)
     if workspace is None:
         raise Unauthorized("Invalid webhook signature.")

@@ -83,8 +83,15 @@ def get_instance_performance(instance_id: uuid.UUID):
     return analytics.instance_performance(g.workspace, instance_id)
 
 
-@operation(bp, "GET", "/instances/<uuid:instance_id>/schedule", summary="What will go out when", tag=TAG,
-           query=ScheduleQuery, response=ScheduleList)
+@operation(
+    bp,
+    "GET",
+    "/instances/<uuid:instance_id>/schedule",
+    summary="What will go out when",
+    tag=TAG,
+    query=ScheduleQuery,
+    response=ScheduleList,
+)
 def get_instance_schedule(instance_id: uuid.UUID, query: ScheduleQuery):
     """The next sends of the campaign, in time order, with the reason for any delay (send
     window, daily cap, paused campaign, waiting for a task)."""

@@ -5,7 +5,9 @@ import re
 from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema
 
-from webapp.api.base import Operation
+from webapp.api.base import IDEMPOTENCY_KEY_PATTERN, Operation
+from webapp.schemas.common import TIMEZONE_SCHEMA
+from webapp.schemas.events import EventWebhookIn
 
 ERROR_STATUSES = {
     400: "Invalid request (bad JSON, wrong types, unknown fields, values out of range)",
@@ -17,6 +19,10 @@ ERROR_STATUSES = {
     429: "Rate limit exceeded",
     503: "Database unavailable",
 }
+# Operations that parse their body by hand (raw_body=True) and the model that documents it.
+RAW_BODIES: dict[str, type[BaseModel]] = {"receive_events": EventWebhookIn, "receive_signed_events": EventWebhookIn}
+# No input string may contain NUL (PostgreSQL cannot store it); lone surrogates are not JSON text.
+NO_NUL = "^[^\\x00]*$"
 PATH_PARAM = re.compile(r"<(?:(\w+):)?(\w+)>")
 CONVERTER_SCHEMAS = {"uuid": {"type": "string", "format": "uuid"}, "int": {"type": "integer"}, None: {"type": "string"}}
 
@@ -41,18 +47,72 @@ PAGINATION_SCHEMA = {
 def _models(operations: list[Operation]) -> list[tuple[type[BaseModel], str]]:
     seen: dict[tuple, None] = {}
     for op in operations:
-        for model, mode in ((op.body, "validation"), (op.response, "serialization")):
+        raw = RAW_BODIES.get(op.endpoint) if op.raw_body else None
+        for model, mode in ((op.body or raw, "validation"), (op.response, "serialization")):
             if isinstance(model, type) and issubclass(model, BaseModel):
                 seen[(model, mode)] = None
     return list(seen)
+
+
+def _replace(value, schema: dict, ref: dict):
+    if value == schema:
+        return ref
+    if isinstance(value, dict):
+        return {k: _replace(v, schema, ref) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_replace(v, schema, ref) for v in value]
+    return value
+
+
+def _shared(components: dict, schema: dict, name: str) -> dict:
+    """Replace every inline copy of a large `schema` with a reference to one component `name`."""
+    components = _replace(components, schema, {"$ref": f"#/components/schemas/{name}"})
+    components[name] = schema
+    return components
+
+
+def _no_nul(value):
+    """Add NO_NUL to every free string schema in `value` (api/base.py rejects NUL in any input)."""
+    if isinstance(value, list):
+        return [_no_nul(v) for v in value]
+    if not isinstance(value, dict):
+        return value
+    out = {k: (_no_nul(v) if k != "enum" else v) for k, v in value.items()}
+    if out.get("type") == "string" and not {"enum", "const", "pattern", "format"} & out.keys():
+        out["pattern"] = NO_NUL
+    return out
+
+
+def _ref_names(value) -> set[str]:
+    if isinstance(value, dict):
+        own = {value["$ref"].rsplit("/", 1)[1]} if isinstance(value.get("$ref"), str) else set()
+        return own.union(*(_ref_names(v) for v in value.values()))
+    if isinstance(value, list):
+        return set().union(*(_ref_names(v) for v in value))
+    return set()
+
+
+def _request_side(components: dict, roots: list[dict]) -> set[str]:
+    """The names of the components that request bodies use, directly or nested."""
+    names, todo = set(), set().union(*(_ref_names(r) for r in roots))
+    while todo:
+        name = todo.pop()
+        if name not in names and name in components:
+            names.add(name)
+            todo |= _ref_names(components[name])
+    return names
 
 
 def build_spec(operations: list[Operation], *, title: str, version: str) -> dict:
     keys = _models(operations)
     refs, schema = models_json_schema(keys, ref_template="#/components/schemas/{model}")
     components = dict(schema.get("$defs", {}))
+    bodies = [refs[key] for key in keys if key[1] == "validation"]
+    for name in _request_side(components, bodies):
+        components[name] = _no_nul(components[name])
     components["Error"] = ERROR_SCHEMA
     components["Pagination"] = PAGINATION_SCHEMA
+    components = _shared(components, TIMEZONE_SCHEMA, "TimeZone")
     paths: dict[str, dict] = {}
     for op in operations:
         path = PATH_PARAM.sub(lambda m: "{" + m.group(2) + "}", op.rule)
@@ -68,7 +128,7 @@ def build_spec(operations: list[Operation], *, title: str, version: str) -> dict
                         "name": name,
                         "in": "query",
                         "required": name in query_schema.get("required", []),
-                        "schema": {k: v for k, v in prop.items() if k != "title"},
+                        "schema": _no_nul({k: v for k, v in prop.items() if k != "title"}),
                     }
                 )
         if op.method == "POST" and op.auth:
@@ -77,7 +137,7 @@ def build_spec(operations: list[Operation], *, title: str, version: str) -> dict
                     "name": "Idempotency-Key",
                     "in": "header",
                     "required": False,
-                    "schema": {"type": "string", "minLength": 1, "maxLength": 255},
+                    "schema": {"type": "string", "minLength": 1, "maxLength": 255, "pattern": IDEMPOTENCY_KEY_PATTERN},
                     "description": "Replays the first response to the same key and body for 24 hours.",
                 }
             )
@@ -121,7 +181,9 @@ def build_spec(operations: list[Operation], *, title: str, version: str) -> dict
                 "content": {"application/json": {"schema": refs[(op.body, "validation")]}},
             }
         elif op.raw_body:
-            entry["requestBody"] = {"required": True, "content": {"application/json": {"schema": {}}}}
+            raw = RAW_BODIES.get(op.endpoint)
+            schema = refs[(raw, "validation")] if raw else {}
+            entry["requestBody"] = {"required": True, "content": {"application/json": {"schema": schema}}}
         if not op.auth:
             entry["security"] = []
         paths.setdefault(path, {})[op.method.lower()] = entry

@@ -7,16 +7,30 @@ from datetime import UTC, datetime
 from typing import Annotated, Any
 from zoneinfo import ZoneInfo, available_timezones
 
-from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, PlainSerializer, WithJsonSchema
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    PlainSerializer,
+    Strict,
+    WithJsonSchema,
+)
 
 MAX_JSON_BYTES = 10 * 1024
 MAX_JSON_DEPTH = 5
 
 # Deliberately simple and fast (bulk requests validate 10,000 addresses): one @, no spaces or
 # control characters, a dotted domain of letters, digits and hyphens. Unicode local parts pass.
-_EMAIL_RE = re.compile(
-    r"[^\s@\"(),:;<>\[\\\]\x00-\x1f\x7f]{1,64}@(?=.{4,253}$)(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}"
-)
+# The whitespace is spelled out, as Python's and ECMAScript's \s differ: the OpenAPI document
+# carries the same pattern (EMAIL_PATTERN, with upper case allowed, as addresses are lower-cased).
+_EMAIL_LOCAL = r"[^@\"(),:;<>\[\\\]\x00-\x20\x7f\x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000\ufeff]{1,64}"
+_EMAIL_DOMAIN = r"(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}"
+# No separate limit on the domain's length: the document could not state it (JSON Schema has no
+# lookahead that generators handle), and the address as a whole is bounded by max_length.
+_EMAIL_RE = re.compile(f"{_EMAIL_LOCAL}@{_EMAIL_DOMAIN}")
+EMAIL_PATTERN = f"^{_EMAIL_LOCAL}@{_EMAIL_DOMAIN.replace('a-z', 'a-zA-Z')}$"
 
 
 def normalize_email(value: str) -> str:
@@ -31,21 +45,28 @@ def normalize_email(value: str) -> str:
     return email
 
 
-def _depth(value: Any, level: int = 1) -> int:
-    if isinstance(value, dict):
-        return max((_depth(v, level + 1) for v in value.values()), default=level)
-    if isinstance(value, list):
-        return max((_depth(v, level + 1) for v in value), default=level)
-    return level - 1 if level > 1 else level
+def json_depth(value: Any, *, stop_after: int | None = None) -> int:
+    """How many objects and arrays deep `value` goes ({"a": 1} is 1). Iterative, so a value nested
+    thousands deep is measured instead of overflowing the stack; stops once past `stop_after`."""
+    deepest, stack = 0, [(value, 1)]
+    while stack:
+        item, level = stack.pop()
+        if isinstance(item, dict | list):
+            deepest = max(deepest, level)
+            if stop_after is not None and deepest > stop_after:
+                break
+            stack.extend((child, level + 1) for child in (item.values() if isinstance(item, dict) else item))
+    return deepest
 
 
 def check_json_limits(value: Any) -> Any:
     if value is None:
         return value
+    # Depth first: json.dumps recurses, so it must never see a deeply nested value.
+    if json_depth(value, stop_after=MAX_JSON_DEPTH) > MAX_JSON_DEPTH:
+        raise ValueError(f"must not be nested deeper than {MAX_JSON_DEPTH} levels")
     if len(json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode()) > MAX_JSON_BYTES:
         raise ValueError(f"must be at most {MAX_JSON_BYTES // 1024} KB of JSON")
-    if _depth(value) > MAX_JSON_DEPTH:
-        raise ValueError(f"must not be nested deeper than {MAX_JSON_DEPTH} levels")
     return value
 
 
@@ -58,6 +79,22 @@ def check_timezone(value: str | None) -> str | None:
 
 
 _TIMEZONES = frozenset(available_timezones())
+# The JSON schema lists every zone; the OpenAPI document keeps one copy, as a component.
+TIMEZONE_SCHEMA = {"type": "string", "enum": sorted(_TIMEZONES), "description": "An IANA time zone name."}
+
+
+def _json_integer(value: Any) -> Any:
+    # JSON Schema counts 35.0 as an integer; strings and booleans stay errors (Input is strict).
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
+
+
+def _datetime_text(value: Any) -> Any:
+    # JSON has no date type: a date-time is an ISO 8601 string, never a number of seconds.
+    if not isinstance(value, str | datetime):
+        raise ValueError("must be an ISO 8601 date-time string, e.g. 2026-01-31T09:00:00Z")
+    return value
 
 
 def aware(value: datetime) -> datetime:
@@ -66,12 +103,41 @@ def aware(value: datetime) -> datetime:
     return value.astimezone(UTC)
 
 
-Email = Annotated[str, Field(max_length=320, json_schema_extra={"format": "email"}), AfterValidator(normalize_email)]
-JsonObject = Annotated[dict[str, Any], AfterValidator(check_json_limits)]
-TimeZone = Annotated[str, Field(max_length=64), AfterValidator(check_timezone)]
-AwareDatetime = Annotated[datetime, AfterValidator(aware)]
+Email = Annotated[
+    str,
+    # The pattern, not `format: email`: that format is ASCII-only, while Unicode local parts pass here.
+    Field(max_length=320, json_schema_extra={"pattern": EMAIL_PATTERN, "description": "An email address."}),
+    AfterValidator(normalize_email),
+]
+JsonObject = Annotated[
+    dict[str, Any],
+    AfterValidator(check_json_limits),
+    Field(
+        description=f"Free-form JSON object: at most {MAX_JSON_BYTES // 1024} KB, nested at most {MAX_JSON_DEPTH} "
+        "levels, no NUL characters."
+    ),
+]
+TimeZone = Annotated[
+    str,
+    Field(max_length=64),
+    AfterValidator(check_timezone),
+    WithJsonSchema(TIMEZONE_SCHEMA),
+]
+
+
+def int_range(ge: int, le: int) -> Any:
+    """A bounded integer for request bodies. The bounds go before the validator: that order keeps
+    them in the JSON schema as minimum and maximum."""
+    return Annotated[int, Field(ge=ge, le=le), BeforeValidator(_json_integer)]
+
+
+# Strict(False): request bodies are strict (Input), but JSON spells ids and times as strings.
+AwareDatetime = Annotated[datetime, Strict(False), BeforeValidator(_datetime_text), AfterValidator(aware)]
 UUIDStr = Annotated[
-    uuid.UUID, PlainSerializer(str, return_type=str), WithJsonSchema({"type": "string", "format": "uuid"})
+    uuid.UUID,
+    Strict(False),
+    PlainSerializer(str, return_type=str),
+    WithJsonSchema({"type": "string", "format": "uuid"}),
 ]
 Name = Annotated[
     str, Field(min_length=1, max_length=255), BeforeValidator(lambda v: v.strip() if isinstance(v, str) else v)
@@ -80,9 +146,11 @@ OptionalText = Annotated[str | None, Field(default=None, max_length=255)]
 
 
 class Input(BaseModel):
-    """Base of request bodies: unknown fields are an error, strings are not coerced from numbers."""
+    """Base of request bodies: unknown fields are an error, and values are not coerced (strict):
+    `"5"` is not an integer and `0` or `"yes"` not a boolean, as the OpenAPI document says.
+    HTML forms, whose values are all strings, validate with `model_validate(data, strict=False)`."""
 
-    model_config = ConfigDict(extra="forbid", strict=False, str_max_length=100_000)
+    model_config = ConfigDict(extra="forbid", strict=True, str_max_length=100_000)
 
 
 class Output(BaseModel):

@@ -1,5 +1,6 @@
+import re
 from datetime import datetime
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import Field, field_validator
 
@@ -8,10 +9,16 @@ from webapp.schemas.common import Email, Input, JsonObject, Output, Query, TimeZ
 ContactStatusField = Literal["subscribed", "unsubscribed", "bounced", "complained"]
 
 
+# An http(s) URL without spaces or control characters; "" clears the field. The same pattern is
+# in the OpenAPI document, so Python's and ECMAScript's \s differ only outside what it excludes.
+LINKEDIN_PATTERN = r"^(https?://[^\s\x00-\x1f\x7f-\x9f\ufeff]*)?$"
+LinkedInUrl = Annotated[str, Field(max_length=500, json_schema_extra={"pattern": LINKEDIN_PATTERN})]
+
+
 def _linkedin(value: str | None) -> str | None:
     if value is None or value == "":
         return None
-    if not value.startswith(("https://", "http://")) or any(c.isspace() for c in value):
+    if not re.fullmatch(LINKEDIN_PATTERN, value):
         raise ValueError("must be an http(s) URL")
     return value
 
@@ -24,7 +31,7 @@ class ContactData(Input):
     last_name: str | None = Field(default=None, max_length=255)
     company: str | None = Field(default=None, max_length=255)
     title: str | None = Field(default=None, max_length=255)
-    linkedin_url: str | None = Field(default=None, max_length=500)
+    linkedin_url: LinkedInUrl | None = None
     timezone: TimeZone | None = None
     custom_fields: JsonObject | None = None
 
@@ -37,7 +44,7 @@ class ContactUpdate(Input):
     last_name: str | None = Field(default=None, max_length=255)
     company: str | None = Field(default=None, max_length=255)
     title: str | None = Field(default=None, max_length=255)
-    linkedin_url: str | None = Field(default=None, max_length=500)
+    linkedin_url: LinkedInUrl | None = None
     timezone: TimeZone | None = None
     custom_fields: JsonObject | None = None
 

@@ -1,7 +1,7 @@
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import Field, model_validator
+from pydantic import ConfigDict, Field, model_validator
 
 from webapp.schemas.common import Input, Output, Query, UUIDStr
 from webapp.schemas.contacts import ContactData
@@ -11,6 +11,15 @@ MAX_BULK = 10_000
 
 class EnrollmentIn(Input):
     """Enroll an existing contact by id, or a contact by its data (created or updated by email)."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "oneOf": [
+                {"required": ["contact_id"], "properties": {"contact_id": {"type": "string"}}},
+                {"required": ["contact"], "properties": {"contact": {"type": "object"}}},
+            ]
+        }
+    )
 
     contact_id: UUIDStr | None = None
     contact: ContactData | None = None

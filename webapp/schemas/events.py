@@ -1,7 +1,7 @@
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import Field, model_validator
+from pydantic import ConfigDict, Field, RootModel, model_validator
 
 from webapp.schemas.common import AwareDatetime, Email, Input, JsonObject, Output, UUIDStr
 
@@ -11,6 +11,18 @@ MAX_BATCH = 1000
 
 class EventIn(Input):
     """One event in our documented format."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "anyOf": [
+                {"required": ["enrollment_id"], "properties": {"enrollment_id": {"type": "string"}}},
+                {
+                    "required": ["email", "instance_id"],
+                    "properties": {"email": {"type": "string"}, "instance_id": {"type": "string"}},
+                },
+            ]
+        }
+    )
 
     provider_event_id: str = Field(min_length=1, max_length=255)
     type: EventTypeField
@@ -33,6 +45,10 @@ class EventBatchIn(Input):
     events: list[Any] = Field(
         min_length=1, max_length=MAX_BATCH, json_schema_extra={"items": {"$ref": "#/components/schemas/EventIn"}}
     )
+
+
+class EventWebhookIn(RootModel[EventIn | EventBatchIn]):
+    """The webhook body: one event, or a batch. Documents the body that api/events.py parses by hand."""
 
 
 class WebhookResultOut(Output):

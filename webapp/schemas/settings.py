@@ -3,21 +3,21 @@
 import re
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, WithJsonSchema, model_validator
 
-from webapp.schemas.common import TimeZone
+from webapp.schemas.common import TimeZone, int_range
 
-HHMM = Annotated[str, Field(pattern=r"^([01]\d|2[0-3]):[0-5]\d$", examples=["09:00"])]
+HHMM = Annotated[str, Field(pattern=r"^([01]\d|2[0-3]):[0-5]\d$")]
 
 
 class SendWindow(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
 
-    days: list[Annotated[int, Field(ge=1, le=7)]] = Field(
+    days: list[int_range(1, 7)] = Field(
         default=[1, 2, 3, 4, 5], min_length=1, max_length=7, description="ISO weekdays, 1 = Monday"
     )
-    start: HHMM = "09:00"
-    end: HHMM = "17:00"
+    start: HHMM = Field(default="09:00", examples=["09:00"])
+    end: HHMM = Field(default="17:00", examples=["17:00"], description="Must differ from start.")
     timezone: TimeZone | None = None
 
     @model_validator(mode="after")
@@ -28,28 +28,33 @@ class SendWindow(BaseModel):
         return self
 
 
+COUNTRY_PATTERN = r"^[A-Z]{2}(-[A-Z0-9]{1,3})?$"
+
+
 def _country(value: str | None) -> str | None:
     if value is None:
         return value
-    if not re.fullmatch(r"[A-Z]{2}(-[A-Z0-9]{1,3})?", value):
+    if not re.fullmatch(COUNTRY_PATTERN, value):
         raise ValueError("must be an ISO country code such as US or DE-BY")
     return value
 
 
 class CampaignSettings(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
 
     send_window: SendWindow | None = None
     timezone: TimeZone | None = None
-    daily_cap: int | None = Field(default=None, ge=1, le=100_000)
-    min_gap_seconds: int | None = Field(default=None, ge=0, le=86_400)
-    skip_holidays: Annotated[str | None, AfterValidator(_country)] = None
+    daily_cap: int_range(1, 100_000) | None = None
+    min_gap_seconds: int_range(0, 86_400) | None = None
+    skip_holidays: (
+        Annotated[str, AfterValidator(_country), WithJsonSchema({"type": "string", "pattern": COUNTRY_PATTERN})] | None
+    ) = None
     track_opens: bool | None = None
     track_clicks: bool | None = None
     stop_on: list[Literal["reply", "bounce", "unsubscribe"]] | None = Field(default=None, max_length=3)
     from_name: str | None = Field(default=None, max_length=100)
     from_email: str | None = Field(default=None, max_length=320)
-    task_auto_skip_hours: int | None = Field(default=None, ge=1, le=24 * 90)
+    task_auto_skip_hours: int_range(1, 24 * 90) | None = None
 
 
 def settings_dict(settings: CampaignSettings | None) -> dict:

@@ -3,7 +3,7 @@ from typing import Literal
 
 from pydantic import Field, field_validator
 
-from webapp.schemas.common import Input, Name, Output, Query, UUIDStr
+from webapp.schemas.common import Input, Name, Output, Query, UUIDStr, int_range
 from webapp.schemas.settings import CampaignSettings
 
 TemplateTypeField = Literal["email", "linkedin", "multi_channel"]
@@ -12,6 +12,7 @@ LinkedInAction = Literal["connection_request", "message", "profile_visit", "inma
 
 MAX_SUBJECT = 998
 MAX_BODY = 64 * 1024
+ONE_LINE = {"pattern": r"^[^\r\n\x00]*$"}  # documents _one_line below
 
 
 class TemplateIn(Input):
@@ -38,30 +39,31 @@ class TemplateQuery(Query):
 
 
 class _StepCommon(Input):
-    step_number: int | None = Field(default=None, ge=1, le=1000, description="1-based position; omitted = append")
-    delay_days: int = Field(default=0, ge=0, le=365)
-    delay_hours: int = Field(default=0, ge=0, le=23)
+    step_number: int_range(1, 1000) | None = Field(default=None, description="1-based position; omitted = append")
+    delay_days: int_range(0, 365) = 0
+    delay_hours: int_range(0, 23) = 0
     is_active: bool = True
 
 
 class EmailStepIn(_StepCommon):
-    subject: str = Field(min_length=1, max_length=MAX_SUBJECT)
+    subject: str = Field(min_length=1, max_length=MAX_SUBJECT, json_schema_extra=ONE_LINE)
     body: str = Field(min_length=1, max_length=MAX_BODY)
 
     @field_validator("subject")
     @classmethod
-    def _one_line(cls, value: str) -> str:
-        if any(ch in value for ch in "\r\n\x00"):
+    def _one_line(cls, value: str | None) -> str | None:
+        if value is not None and any(ch in value for ch in "\r\n\x00"):
             raise ValueError("subject must be a single line")
         return value
 
 
 class EmailStepUpdate(Input):
-    step_number: int | None = Field(default=None, ge=1, le=1000)
-    delay_days: int | None = Field(default=None, ge=0, le=365)
-    delay_hours: int | None = Field(default=None, ge=0, le=23)
-    subject: str | None = Field(default=None, min_length=1, max_length=MAX_SUBJECT)
-    body: str | None = Field(default=None, min_length=1, max_length=MAX_BODY)
+    step_number: int_range(1, 1000) | None = None
+    delay_days: int_range(0, 365) | None = None
+    delay_hours: int_range(0, 23) | None = None
+    subject: str | None = Field(default=None, min_length=1, max_length=MAX_SUBJECT, json_schema_extra=ONE_LINE)
+    # Omit to keep the body; an email step always has one, so null is not accepted.
+    body: str = Field(default=None, min_length=1, max_length=MAX_BODY)
     is_active: bool | None = None
 
     _one_line = field_validator("subject")(EmailStepIn._one_line.__func__)
@@ -73,9 +75,9 @@ class LinkedInStepIn(_StepCommon):
 
 
 class LinkedInStepUpdate(Input):
-    step_number: int | None = Field(default=None, ge=1, le=1000)
-    delay_days: int | None = Field(default=None, ge=0, le=365)
-    delay_hours: int | None = Field(default=None, ge=0, le=23)
+    step_number: int_range(1, 1000) | None = None
+    delay_days: int_range(0, 365) | None = None
+    delay_hours: int_range(0, 23) | None = None
     action_type: LinkedInAction | None = None
     message: str | None = Field(default=None, max_length=8000)
     is_active: bool | None = None

@@ -160,7 +160,7 @@ def _apply_update(template: CampaignTemplate, step: SequenceStep, changes: dict)
     check_step_content(subject=changes.get("subject"), body=changes.get("body"))
     requested = changes.pop("step_number", None)
     for field, value in changes.items():
-        if value is None and field in ("delay_days", "delay_hours", "is_active", "action", "subject"):
+        if value is None and field in ("delay_days", "delay_hours", "is_active", "action", "subject", "body"):
             continue
         setattr(step, field, value)
     if requested is not None:

@@ -16,13 +16,19 @@ def sign(secret: str, msg_id: str, timestamp: int, body: bytes) -> str:
     return "v1," + base64.b64encode(mac).decode()
 
 
-def verify(secret: str, headers, body: bytes, *, tolerance: int, now: float | None = None) -> str:
-    """Check the signature headers against `body`; return the webhook id or raise Unauthorized."""
+def require_headers(headers) -> tuple[str, str, str]:
+    """The three signature headers, or Unauthorized naming them."""
     msg_id = headers.get("webhook-id", "")
     timestamp = headers.get("webhook-timestamp", "")
     signatures = headers.get("webhook-signature", "")
     if not (msg_id and timestamp and signatures):
         raise Unauthorized("Missing webhook-id, webhook-timestamp or webhook-signature header.")
+    return msg_id, timestamp, signatures
+
+
+def verify(secret: str, headers, body: bytes, *, tolerance: int, now: float | None = None) -> str:
+    """Check the signature headers against `body`; return the webhook id or raise Unauthorized."""
+    msg_id, timestamp, signatures = require_headers(headers)
     if not timestamp.isdigit() or len(timestamp) > 12:
         raise Unauthorized("Invalid webhook-timestamp header.")
     now = time.time() if now is None else now

@@ -37,11 +37,11 @@ fmt: install-dev
 	$(BIN)/ruff format webapp tests bench wsgi.py
 
 test-sqlite: install-dev
-	env -u TEST_DATABASE_URL $(BIN)/pytest
+	env -u TEST_DATABASE_URL $(BIN)/pytest -n 2
 
 test-postgres: install-dev
 	@test -n "$$TEST_DATABASE_URL" || { echo "TEST_DATABASE_URL is not set"; exit 1; }
-	$(BIN)/pytest
+	$(BIN)/pytest -n 2
 
 # The whole suite on SQLite, then on PostgreSQL whenever TEST_DATABASE_URL is set.
 test: lint test-sqlite
@@ -53,3 +53,8 @@ bench: install-dev
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache
+
+# A PNG of every dashboard page (demo data, Debian's chromium) in docs/screenshots/.
+.PHONY: screenshots
+screenshots: install-dev
+	$(BIN)/python -m tests.e2e.screenshots

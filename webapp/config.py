@@ -69,6 +69,8 @@ class Config:
     SMTP_USERNAME = _env("SMTP_USERNAME")
     SMTP_PASSWORD = _env("SMTP_PASSWORD")
     SMTP_SECURITY = _env("SMTP_SECURITY", "none")
+    SMTP_TIMEOUT = _int("SMTP_TIMEOUT", 30)
+    SMTP_HELO_NAME = _env("SMTP_HELO_NAME")
     MAIL_FROM = _env("MAIL_FROM", "Drumbeat <outreach@localhost>")
     PUBLIC_BASE_URL = _env("PUBLIC_BASE_URL", "http://127.0.0.1:5000")
 

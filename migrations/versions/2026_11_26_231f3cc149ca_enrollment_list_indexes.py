@@ -6,7 +6,6 @@ Create Date: 2026-11-26 03:44:20.986322
 
 """
 from alembic import op
-import sqlalchemy as sa
 
 
 # revision identifiers, used by Alembic.

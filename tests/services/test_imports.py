@@ -112,12 +112,13 @@ def test_a_suppression_list_import_suppresses_new_and_known_contacts(db, api, ow
 
 
 def test_pasted_lines_accept_plain_and_named_addresses():
-    items = imports.parse_pasted('ada@example.com\n"Grace Hopper" <grace@navy.mil>\n\nx@a.io, y@b.io')
+    items = imports.parse_pasted('ada@example.com\n"Grace Hopper" <grace@navy.mil>\n\nx@a.io, y@b.io\nnot an address')
     assert items == [
         {"contact": {"email": "ada@example.com"}},
         {"contact": {"email": "grace@navy.mil", "first_name": "Grace", "last_name": "Hopper"}},
         {"contact": {"email": "x@a.io"}},
         {"contact": {"email": "y@b.io"}},
+        {"contact": {"email": "not an address"}},  # one invalid entry, not three
     ]
 
 

@@ -336,9 +336,9 @@ def parse_pasted(text: str) -> list[dict]:
                 contact["last_name"] = last.strip()
             items.append({"contact": contact})
             continue
-        for part in re.split(r"[,;\s]+", line.strip()):
-            if part:
-                items.append({"contact": {"email": part}})
+        for part in re.split(r"[,;]+", line):
+            if part.strip():
+                items.append({"contact": {"email": part.strip()}})
     if not items:
         raise ValidationFailed("Paste at least one email address.")
     return items

@@ -140,7 +140,10 @@ def update_email_step(
 ) -> SequenceStep:
     template = _locked_template(workspace, template_id)
     step = _get_step(template, step_id, Channel.EMAIL)
-    return _apply_update(template, step, data.model_dump(exclude_unset=True))
+    changes = data.model_dump(exclude_unset=True)
+    if changes.get("body", "") is None:
+        changes.pop("body")  # an email step always has a body; a LinkedIn message may be cleared
+    return _apply_update(template, step, changes)
 
 
 def update_linkedin_step(
@@ -160,7 +163,7 @@ def _apply_update(template: CampaignTemplate, step: SequenceStep, changes: dict)
     check_step_content(subject=changes.get("subject"), body=changes.get("body"))
     requested = changes.pop("step_number", None)
     for field, value in changes.items():
-        if value is None and field in ("delay_days", "delay_hours", "is_active", "action", "subject", "body"):
+        if value is None and field in ("delay_days", "delay_hours", "is_active", "action", "subject"):
             continue
         setattr(step, field, value)
     if requested is not None:

@@ -16,6 +16,7 @@ from flask import Response, g, jsonify, request
 from pydantic import BaseModel, ValidationError
 
 from webapp.errors import ServiceError, ValidationFailed
+from webapp.schemas.validation import validation_details, validation_failed  # noqa: F401 (re-exported)
 from webapp.services.idempotency import (
     StoredResponse,
     begin_idempotent_request,
@@ -64,23 +65,6 @@ class Registry:
 
 
 registry = Registry()
-
-
-def validation_details(exc: ValidationError) -> list[dict]:
-    details = []
-    for error in exc.errors(include_url=False, include_context=False, include_input=False):
-        location = ".".join(str(part) for part in error["loc"]) or "body"
-        details.append({"field": location, "message": error["msg"]})
-    return details
-
-
-def validation_failed(exc: ValidationError, prefix: str = "") -> ValidationFailed:
-    details = validation_details(exc)
-    if prefix:
-        details = [{**d, "field": f"{prefix}.{d['field']}" if d["field"] != "body" else prefix} for d in details]
-    summary = "; ".join(f"{d['field']}: {d['message']}" for d in details[:5])
-    more = f" (and {len(details) - 5} more)" if len(details) > 5 else ""
-    return ValidationFailed(f"Invalid request: {summary}{more}", details=details)
 
 
 def _reject_constant(name: str):

@@ -10,7 +10,8 @@ from webapp.extensions import db
 from webapp.models import CampaignEnrollment, CampaignInstance, Contact, Workspace
 from webapp.models.enums import ContactStatus
 from webapp.schemas.common import normalize_email
-from webapp.services.lookups import get_owned, like_pattern, paginate
+from webapp.services.contacts import contact_matches
+from webapp.services.lookups import get_owned, paginate
 
 
 @dataclass
@@ -44,15 +45,7 @@ def list_suppressed_contacts(
     if status:
         query = query.where(Contact.status == status)
     if search:
-        pattern = like_pattern(search.strip().lower())
-        query = query.where(
-            sa.or_(
-                Contact.email.like(pattern, escape="\\"),
-                sa.func.lower(Contact.first_name).like(pattern, escape="\\"),
-                sa.func.lower(Contact.last_name).like(pattern, escape="\\"),
-                sa.func.lower(Contact.company).like(pattern, escape="\\"),
-            )
-        )
+        query = query.where(contact_matches(search))
     return paginate(query.order_by(Contact.updated_at.desc(), Contact.id), page=page, limit=limit)
 
 

@@ -44,6 +44,17 @@ def get_contact(workspace: Workspace, contact_id: uuid.UUID) -> Contact:
     return get_owned(Contact, workspace, contact_id)
 
 
+def contact_matches(search: str) -> sa.ColumnElement[bool]:
+    """Contacts whose email, first or last name, or company contains `search` (any case)."""
+    pattern = like_pattern(search.strip().lower())
+    return sa.or_(
+        Contact.email.like(pattern, escape="\\"),
+        sa.func.lower(Contact.first_name).like(pattern, escape="\\"),
+        sa.func.lower(Contact.last_name).like(pattern, escape="\\"),
+        sa.func.lower(Contact.company).like(pattern, escape="\\"),
+    )
+
+
 def list_contacts(
     workspace: Workspace, *, search: str | None = None, status: str | None = None, page: int = 1, limit: int = 20
 ) -> tuple[list[Contact], int]:
@@ -51,15 +62,7 @@ def list_contacts(
     if status:
         query = query.where(Contact.status == status)
     if search:
-        pattern = like_pattern(search.strip().lower())
-        query = query.where(
-            sa.or_(
-                Contact.email.like(pattern, escape="\\"),
-                sa.func.lower(Contact.first_name).like(pattern, escape="\\"),
-                sa.func.lower(Contact.last_name).like(pattern, escape="\\"),
-                sa.func.lower(Contact.company).like(pattern, escape="\\"),
-            )
-        )
+        query = query.where(contact_matches(search))
     return paginate(query.order_by(Contact.created_at.desc(), Contact.id), page=page, limit=limit)
 
 

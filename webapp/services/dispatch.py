@@ -142,7 +142,8 @@ def _due_rows(now: datetime, limit: int) -> list:
     return rows
 
 
-def _sent_today(sender: str, day_start: datetime) -> int:
+def sent_since(sender: str, day_start: datetime) -> int:
+    """Messages claimed or sent by `sender` since `day_start` (what its daily cap counts)."""
     return db.session.scalar(
         sa.select(sa.func.count())
         .select_from(Delivery)
@@ -201,7 +202,7 @@ def claim_due_work(now: datetime, *, limit: int | None = None) -> ClaimReport:
         cap = settings.get("daily_cap")
         if cap:
             day_start = scheduler.local_day_start(now, zone)
-            used.setdefault(sender, _sent_today(sender, day_start))
+            used.setdefault(sender, sent_since(sender, day_start))
             if used[sender] >= cap:
                 enrollment.next_action_at = scheduler.next_send_time(
                     scheduler.local_day_start(now + timedelta(days=1), zone),

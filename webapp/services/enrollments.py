@@ -18,9 +18,9 @@ from webapp.models import CampaignEnrollment, CampaignEvent, CampaignInstance, C
 from webapp.models.enums import EnrollmentStatus, InstanceStatus
 from webapp.schemas.enrollments import EnrollmentIn
 from webapp.services.bulk import bulk_insert, dialect_name
-from webapp.services.contacts import suppress_contacts
+from webapp.services.contacts import contact_matches, suppress_contacts
 from webapp.services.instances import first_active_step
-from webapp.services.lookups import get_owned, like_pattern, paginate
+from webapp.services.lookups import get_owned, paginate
 
 _ITEMS = TypeAdapter(list[EnrollmentIn])
 CONTACT_FIELDS = ("first_name", "last_name", "company", "title", "linkedin_url", "timezone")
@@ -285,14 +285,7 @@ def list_enrollments(
     if status:
         conditions.append(CampaignEnrollment.status == status)
     if search:
-        pattern = like_pattern(search.strip().lower())
-        conditions.append(
-            sa.or_(
-                Contact.email.like(pattern, escape="\\"),
-                sa.func.lower(Contact.first_name).like(pattern, escape="\\"),
-                sa.func.lower(Contact.last_name).like(pattern, escape="\\"),
-            )
-        )
+        conditions.append(contact_matches(search))
     count = sa.select(sa.func.count()).select_from(CampaignEnrollment).where(*conditions)
     if search:
         count = count.join(Contact, Contact.id == CampaignEnrollment.contact_id)

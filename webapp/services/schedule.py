@@ -10,9 +10,9 @@ import sqlalchemy as sa
 
 from webapp.engine import scheduler
 from webapp.extensions import db
-from webapp.models import CampaignEnrollment, CampaignInstance, Contact, Delivery, Workspace, utcnow
-from webapp.models.enums import Channel, DeliveryStatus, EnrollmentStatus, InstanceStatus
-from webapp.services.dispatch import contact_zone, effective_settings, sender_of
+from webapp.models import CampaignEnrollment, CampaignInstance, Contact, Workspace, utcnow
+from webapp.models.enums import Channel, EnrollmentStatus, InstanceStatus
+from webapp.services.dispatch import contact_zone, effective_settings, sender_of, sent_since
 from webapp.services.lookups import get_owned
 from webapp.services.progress import ActiveSteps
 
@@ -95,7 +95,7 @@ def _fit_under_cap(
     while True:
         day_start = scheduler.local_day_start(due, zone)
         if day_start not in per_day:
-            per_day[day_start] = _used(sender, day_start)
+            per_day[day_start] = sent_since(sender, day_start)
         if per_day[day_start] < cap:
             per_day[day_start] += 1
             return due, capped
@@ -103,15 +103,3 @@ def _fit_under_cap(
         # Noon of the next local day, then back to its start: robust across DST changes.
         next_day = scheduler.local_day_start(day_start + timedelta(hours=36), zone)
         due = scheduler.next_send_time(next_day, window=window, tz=zone, holidays_country=holidays)
-
-
-def _used(sender: str, day_start: datetime) -> int:
-    return db.session.scalar(
-        sa.select(sa.func.count())
-        .select_from(Delivery)
-        .where(
-            Delivery.sender == sender,
-            Delivery.created_at >= day_start,
-            Delivery.status.in_((DeliveryStatus.CLAIMED, DeliveryStatus.SENT, DeliveryStatus.UNKNOWN)),
-        )
-    )

@@ -9,8 +9,8 @@ from collections.abc import Iterable
 from flask import request
 from pydantic import BaseModel, ValidationError
 
-from webapp.api.base import validation_failed
 from webapp.errors import ValidationFailed
+from webapp.schemas.validation import validation_failed
 
 EMPTY = ("", None)
 

@@ -13,7 +13,6 @@ import uuid
 from flask import Blueprint, flash, redirect, request, url_for
 from pydantic import BaseModel, ValidationError
 
-from webapp.api.base import validation_failed
 from webapp.errors import Conflict, NotFound, ValidationFailed
 from webapp.htmx import hx_redirect, hx_trigger, is_htmx, render
 from webapp.models.enums import LIVE_ENROLLMENT_STATUSES, EnrollmentStatus, InstanceStatus
@@ -22,6 +21,7 @@ from webapp.schemas.common import Query
 from webapp.schemas.enrollments import EnrollmentQuery, EnrollmentStatusIn
 from webapp.schemas.instances import InstanceIn, InstanceQuery, InstanceStatusIn
 from webapp.schemas.tasks import ResolveDeliveryIn, ScheduleQuery
+from webapp.schemas.validation import validation_failed
 from webapp.security import current_workspace, require_login, safe_next
 from webapp.services import analytics, dispatch, enrollments, instances, schedule, templates
 from webapp.web import errors_by_field

@@ -14,7 +14,6 @@ from types import SimpleNamespace
 from flask import Blueprint, flash, request, url_for
 from pydantic import BaseModel, ValidationError
 
-from webapp.api.base import validation_failed
 from webapp.engine import render as renderer
 from webapp.errors import Conflict, NotFound, ValidationFailed
 from webapp.htmx import hx_redirect, hx_trigger, is_htmx, render
@@ -30,6 +29,7 @@ from webapp.schemas.templates import (
     TemplateQuery,
     TemplateUpdate,
 )
+from webapp.schemas.validation import validation_failed
 from webapp.security import current_workspace, require_login
 from webapp.services.contacts import get_contact, list_contacts
 from webapp.services.dispatch import public_url, sender_of

@@ -181,10 +181,10 @@ def test_the_list_is_a_fragment_for_htmx_and_a_page_otherwise(client, owner, log
     page = client.get("/tasks?due=today")
 
     assert fragment.get_data(as_text=True).lstrip().startswith('<section id="task-list"')
-    assert '<form class="task-filters"' not in fragment.get_data(as_text=True)
+    assert 'aria-label="Filter tasks"' not in fragment.get_data(as_text=True)
     for response in (restore, page):
         html = response.get_data(as_text=True)
-        assert html.startswith("<!doctype html>") and '<form class="task-filters"' in html
+        assert html.startswith("<!doctype html>") and 'aria-label="Filter tasks"' in html
     assert 'hx-get="/tasks" hx-target="#task-list" hx-swap="outerHTML" hx-push-url="true"' in page.get_data(
         as_text=True
     )

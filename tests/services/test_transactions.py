@@ -71,6 +71,7 @@ def test_launch_changes_nothing_when_it_fails_halfway(app, api, owner, monkeypat
 @pytest.mark.postgres
 def test_concurrent_status_changes_end_in_one_consistent_state(app, api, owner):
     """Pause and complete race on one active instance: the row lock serialises them."""
+
     def change(instance_id, status, barrier, results):
         with app.app_context():
             barrier.wait()
@@ -132,3 +133,26 @@ def test_concurrent_bulk_enrollments_of_the_same_contacts_enroll_each_once(app, 
     with app.app_context():
         assert _count(CampaignEnrollment) == 500
         assert _count(Contact) == 500
+
+
+def test_provider_text_with_nul_characters_is_stored_without_them(app, api, owner):
+    """PostgreSQL refuses NUL in text and JSONB; a provider payload must not become a 500."""
+    instance = factories.instance(api, status="active")
+    factories.enroll(api, instance["id"], 1)
+    enrollment_id = api.get(f"/instances/{instance['id']}/enrollments").get_json()["data"][0]["id"]
+    event = EventIn.model_construct(
+        provider_event_id="a\x00b",
+        type="delivered",
+        enrollment_id=uuid.UUID(enrollment_id),
+        email=None,
+        instance_id=None,
+        step_id=None,
+        channel="email",
+        occurred_at=None,
+        metadata={"reason": "bad\x00byte", "nested": ["x\x00"]},
+    )
+    with app.app_context():
+        assert events.ingest_events(owner.workspace, [event], provider="sendgrid").stored == 1
+        stored = db.session.scalar(sa.select(CampaignEvent))
+        assert stored.provider_event_id == "ab"
+        assert stored.meta == {"reason": "badbyte", "nested": ["x"]}

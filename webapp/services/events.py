@@ -81,9 +81,9 @@ def ingest_events(workspace: Workspace, events: list[EventIn], *, provider: str 
                 "channel": event.channel,
                 "type": event.type,
                 "provider": provider,
-                "provider_event_id": event.provider_event_id,
+                "provider_event_id": without_nul(event.provider_event_id),
                 "occurred_at": event.occurred_at or now,
-                "metadata": event.metadata or {},
+                "metadata": without_nul(event.metadata or {}),
                 "created_at": now,
             }
         )
@@ -97,6 +97,18 @@ def ingest_events(workspace: Workspace, events: list[EventIn], *, provider: str 
         _apply(workspace, stored_rows, {t.enrollment_id: t for t in targets.values() if t})
     db.session.commit()
     return result
+
+
+def without_nul(value):
+    """`value` with NUL characters removed from every string: PostgreSQL refuses them in text and
+    JSONB, and a provider's payload must not turn into a 500 that the provider retries forever."""
+    if isinstance(value, str):
+        return value.replace("\x00", "") if "\x00" in value else value
+    if isinstance(value, dict):
+        return {without_nul(k): without_nul(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [without_nul(v) for v in value]
+    return value
 
 
 def record_event(

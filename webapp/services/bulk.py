@@ -22,6 +22,14 @@ def dialect_name() -> str:
     return db.session.get_bind().dialect.name
 
 
+def one_of(column: sa.ColumnElement, values: Sequence) -> sa.ColumnElement[bool]:
+    """`column IN (values)`. On PostgreSQL as `column = ANY(array)`: one parameter instead of a
+    thousand to send, and a plan that does not grow with the list."""
+    if dialect_name() == "postgresql":
+        return column == sa.any_(sa.bindparam(None, list(values), type_=postgresql.ARRAY(column.type)))
+    return column.in_(values)
+
+
 def bulk_insert(
     table: sa.Table,
     rows: Sequence[dict],

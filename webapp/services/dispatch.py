@@ -523,7 +523,6 @@ def _record_sent_batch(sent: list[Prepared], now: datetime, *, store_copy: bool)
     store_internal_events(
         [
             {
-                "id": uuid.uuid4(),
                 "workspace_id": p.workspace_id,
                 "instance_id": p.instance_id,
                 "enrollment_id": p.enrollment_id,
@@ -534,7 +533,6 @@ def _record_sent_batch(sent: list[Prepared], now: datetime, *, store_copy: bool)
                 "provider_event_id": f"sent:{p.delivery_id}",
                 "occurred_at": now,
                 "metadata": {"message_id": p.message_id},
-                "created_at": now,
             }
             for p in sent
         ]

@@ -6,6 +6,7 @@ reads, and stop enrollments: a reply ends the enrollment as replied; an unsubscr
 complaint or a hard bounce also suppresses the contact in the whole workspace.
 """
 
+import json
 import uuid
 from collections import Counter
 from dataclasses import dataclass, field
@@ -29,10 +30,11 @@ from webapp.models import (
 )
 from webapp.models.enums import LIVE_ENROLLMENT_STATUSES, ContactStatus, EnrollmentStatus, EventType
 from webapp.schemas.events import EventIn
-from webapp.services.bulk import bulk_insert
+from webapp.services.bulk import bulk_insert, dialect_name, one_of
 from webapp.services.contacts import suppress_contacts
 
 UNIQUE_TYPES = (EventType.OPENED, EventType.CLICKED)
+STOPPING_TYPES = (EventType.REPLIED, EventType.BOUNCED, EventType.UNSUBSCRIBED, EventType.COMPLAINED)
 DEFAULT_STOP_ON = ("reply", "bounce", "unsubscribe")
 
 
@@ -73,7 +75,6 @@ def ingest_events(workspace: Workspace, events: list[EventIn], *, provider: str 
         seen.add(event.provider_event_id)
         rows.append(
             {
-                "id": uuid.uuid4(),
                 "workspace_id": workspace.id,
                 "instance_id": target.instance_id,
                 "enrollment_id": target.enrollment_id,
@@ -84,17 +85,11 @@ def ingest_events(workspace: Workspace, events: list[EventIn], *, provider: str 
                 "provider_event_id": without_nul(event.provider_event_id),
                 "occurred_at": event.occurred_at or now,
                 "metadata": without_nul(event.metadata or {}),
-                "created_at": now,
             }
         )
-    stored = _store(rows)
-    result.stored = len(stored)
-    result.duplicates += len(rows) - len(stored)
-    if stored:
-        by_id = {row["id"]: row for row in rows}
-        stored_rows = [by_id[row.id] for row in stored]
-        _update_rollups(stored_rows)
-        _apply(workspace, stored_rows, {t.enrollment_id: t for t in targets.values() if t})
+    result.stored, stopping = _store_and_count(rows)
+    result.duplicates += len(rows) - result.stored
+    _apply(workspace, stopping, {t.enrollment_id: t for t in targets.values() if t})
     db.session.commit()
     return result
 
@@ -129,7 +124,6 @@ def record_event(
     """
     now = utcnow()
     row = {
-        "id": uuid.uuid4(),
         "workspace_id": workspace.id,
         "instance_id": enrollment.instance_id,
         "enrollment_id": enrollment.id,
@@ -140,30 +134,112 @@ def record_event(
         "provider_event_id": provider_event_id,
         "occurred_at": occurred_at or now,
         "metadata": metadata or {},
-        "created_at": now,
     }
-    if not _store([row]):
-        return False
-    _update_rollups([row])
-    instance = db.session.get(CampaignInstance, enrollment.instance_id)
-    target = _Target(enrollment.id, enrollment.instance_id, enrollment.contact_id, instance.template_id)
-    _apply(workspace, [row], {enrollment.id: target})
-    return True
+    stored, stopping = _store_and_count([row])
+    if stopping:
+        instance = db.session.get(CampaignInstance, enrollment.instance_id)
+        target = _Target(enrollment.id, enrollment.instance_id, enrollment.contact_id, instance.template_id)
+        _apply(workspace, stopping, {enrollment.id: target})
+    return stored == 1
 
 
 def store_internal_events(rows: list[dict]) -> int:
     """Store events Drumbeat produced itself (sends) and count them; no stop rules apply.
     Flushes; the caller commits. Returns how many were new."""
-    stored = _store(rows)
-    if stored:
-        by_id = {row["id"]: row for row in rows}
-        _update_rollups([by_id[row.id] for row in stored])
-    return len(stored)
+    return _store_and_count(rows)[0]
 
 
-def _store(rows: list[dict]) -> list[sa.Row]:
+def _store_and_count(rows: list[dict]) -> tuple[int, list[dict]]:
+    """Insert the event `rows` (skipping those already stored), count the new ones in the
+    first-event and rollup tables, and return how many were new with the new ones that can stop
+    an enrollment (replies, bounces, unsubscribes, complaints) for `_apply`."""
+    if not rows:
+        return 0, []
+    if dialect_name() == "postgresql":
+        return _store_and_count_postgresql(rows)
+    now = utcnow()
+    rows = [{"id": uuid.uuid4(), **row, "created_at": now} for row in rows]
     table = CampaignEvent.__table__
-    return bulk_insert(table, rows, conflict=("workspace_id", "provider", "provider_event_id"), returning=(table.c.id,))
+    stored = bulk_insert(
+        table, rows, conflict=("workspace_id", "provider", "provider_event_id"), returning=(table.c.id,)
+    )
+    by_id = {row["id"]: row for row in rows}
+    stored_rows = [by_id[row.id] for row in stored]
+    if stored_rows:
+        _update_rollups(stored_rows)
+    stopping = [
+        {**row, "bounce_type": (row["metadata"] or {}).get("bounce_type")}
+        for row in stored_rows
+        if row["type"] in STOPPING_TYPES
+    ]
+    return len(stored_rows), stopping
+
+
+# PostgreSQL does it all in one statement: the events arrive as one JSON document (the cheapest
+# way to send 1,000 rows of mixed types), and the rows that the INSERT returns feed the first-event
+# and rollup upserts (the same counting as _update_rollups). Upserts go in key order so that
+# concurrent batches lock rows in the same order.
+_EVENT_COLUMNS = {
+    "workspace_id": "uuid",
+    "instance_id": "uuid",
+    "enrollment_id": "uuid",
+    "step_id": "uuid",
+    "channel": "text",
+    "type": "text",
+    "provider": "text",
+    "provider_event_id": "text",
+    "occurred_at": "timestamptz",
+    "metadata": "jsonb",
+}
+_INGEST_SQL = f"""
+WITH ins AS (
+    INSERT INTO campaign_events (id, {", ".join(_EVENT_COLUMNS)}, created_at)
+    SELECT gen_random_uuid(), {", ".join(f"t.{c}" for c in _EVENT_COLUMNS)}, %(now)s
+    FROM jsonb_to_recordset(%(rows)s::jsonb) AS t({", ".join(f"{c} {t}" for c, t in _EVENT_COLUMNS.items())})
+    ON CONFLICT (workspace_id, provider, provider_event_id) DO NOTHING
+    RETURNING instance_id, enrollment_id, step_id, type, occurred_at, metadata
+), candidates AS (
+    SELECT DISTINCT ON (ins.enrollment_id, s.step_id, ins.type)
+        ins.enrollment_id, s.step_id, ins.type, ins.instance_id, (ins.occurred_at AT TIME ZONE 'UTC')::date AS day
+    FROM ins CROSS JOIN LATERAL (VALUES (%(nil)s::uuid), (ins.step_id)) AS s(step_id)
+    WHERE ins.type IN ('opened', 'clicked') AND s.step_id IS NOT NULL
+    ORDER BY ins.enrollment_id, s.step_id, ins.type, ins.occurred_at
+), firsts AS (
+    INSERT INTO event_firsts (enrollment_id, step_id, type)
+    SELECT enrollment_id, step_id, type FROM candidates ORDER BY enrollment_id, step_id, type
+    ON CONFLICT DO NOTHING
+    RETURNING enrollment_id, step_id, type
+), counted AS (
+    SELECT instance_id, coalesce(step_id, %(nil)s::uuid) AS step_id, (occurred_at AT TIME ZONE 'UTC')::date AS day,
+        type
+    FROM ins
+    UNION ALL
+    SELECT c.instance_id, c.step_id, c.day,
+        CASE WHEN c.step_id = %(nil)s::uuid THEN 'unique:' ELSE 'unique_step:' END || c.type
+    FROM firsts JOIN candidates AS c USING (enrollment_id, step_id, type)
+), rollups AS (
+    INSERT INTO event_rollups (instance_id, step_id, day, type, n)
+    SELECT instance_id, step_id, day, type, count(*) FROM counted GROUP BY 1, 2, 3, 4 ORDER BY 1, 2, 3, 4
+    ON CONFLICT (instance_id, step_id, day, type) DO UPDATE SET n = event_rollups.n + excluded.n
+)
+SELECT total.n, ins.enrollment_id, ins.instance_id, ins.type, ins.occurred_at, ins.metadata ->> 'bounce_type'
+FROM (SELECT count(*) AS n FROM ins) AS total
+LEFT JOIN ins ON ins.type IN ('replied', 'bounced', 'unsubscribed', 'complained')
+"""
+
+
+def _store_and_count_postgresql(rows: list[dict]) -> tuple[int, list[dict]]:
+    # UUIDs and datetimes go as their str(), which PostgreSQL reads back exactly.
+    params = {"rows": json.dumps(rows, default=str), "now": utcnow(), "nil": NIL_UUID}
+    raw = db.session.connection().connection.driver_connection
+    with raw.cursor() as cursor:
+        result = cursor.execute(_INGEST_SQL, params).fetchall()
+    stopping = [
+        {"enrollment_id": r[1], "instance_id": r[2], "type": r[3], "occurred_at": r[4], "bounce_type": r[5]}
+        for r in result
+        if r[1] is not None
+    ]
+    return result[0][0], stopping
 
 
 def _resolve_targets(workspace: Workspace, events: list[EventIn]) -> dict[int, _Target | None]:
@@ -171,31 +247,29 @@ def _resolve_targets(workspace: Workspace, events: list[EventIn]) -> dict[int, _
     by_email = {(e.instance_id, e.email) for e in events if e.enrollment_id is None}
     found_id, found_email = {}, {}
     # By id: no need to join contacts (the common case for our own format and providers).
+    columns = (
+        CampaignEnrollment.id,
+        CampaignEnrollment.instance_id,
+        CampaignEnrollment.contact_id,
+        CampaignInstance.template_id,
+    )
     base = (
-        sa.select(
-            CampaignEnrollment.id,
-            CampaignEnrollment.instance_id,
-            CampaignEnrollment.contact_id,
-            CampaignInstance.template_id,
-        )
+        sa.select(*columns)
         .join(CampaignInstance, CampaignInstance.id == CampaignEnrollment.instance_id)
         .where(CampaignEnrollment.workspace_id == workspace.id)
     )
     for start in range(0, len(by_id), 1000):
-        for row in db.session.execute(base.where(CampaignEnrollment.id.in_(by_id[start : start + 1000]))):
-            found_id[row.id] = _Target(row.id, row.instance_id, row.contact_id, row.template_id)
+        query = base.where(one_of(CampaignEnrollment.id, by_id[start : start + 1000]))
+        found_id.update((row[0], _Target(*row)) for row in db.session.execute(query).tuples())
     if by_email:
         instances = {instance_id for instance_id, _ in by_email}
         emails = list({email for _, email in by_email})
         with_email = base.add_columns(Contact.email).join(Contact, Contact.id == CampaignEnrollment.contact_id)
         for start in range(0, len(emails), 1000):
             query = with_email.where(
-                CampaignEnrollment.instance_id.in_(instances), Contact.email.in_(emails[start : start + 1000])
+                one_of(CampaignEnrollment.instance_id, instances), one_of(Contact.email, emails[start : start + 1000])
             )
-            for row in db.session.execute(query):
-                found_email[(row.instance_id, row.email)] = _Target(
-                    row.id, row.instance_id, row.contact_id, row.template_id
-                )
+            found_email.update(((row[1], row[4]), _Target(*row[:4])) for row in db.session.execute(query).tuples())
     return {
         index: (
             found_id.get(e.enrollment_id) if e.enrollment_id is not None else found_email.get((e.instance_id, e.email))
@@ -272,13 +346,8 @@ def _stop_rules(instance_ids: set) -> dict[uuid.UUID, set[str]]:
     return rules
 
 
-def _apply(workspace: Workspace, rows: list[dict], targets: dict[uuid.UUID, _Target]) -> None:
-    """Stop enrollments and suppress contacts for the stopping events among `rows`."""
-    stopping = [
-        r
-        for r in rows
-        if r["type"] in (EventType.REPLIED, EventType.BOUNCED, EventType.UNSUBSCRIBED, EventType.COMPLAINED)
-    ]
+def _apply(workspace: Workspace, stopping: list[dict], targets: dict[uuid.UUID, _Target]) -> None:
+    """Stop enrollments and suppress contacts for the new stopping events (from _store_and_count)."""
     if not stopping:
         return
     rules = _stop_rules({r["instance_id"] for r in stopping})
@@ -299,7 +368,7 @@ def _apply(workspace: Workspace, rows: list[dict], targets: dict[uuid.UUID, _Tar
         if kind == EventType.REPLIED and "reply" in rule:
             stops[EnrollmentStatus.REPLIED].add(target.enrollment_id)
         elif kind == EventType.BOUNCED:
-            if (row["metadata"] or {}).get("bounce_type") == "soft":
+            if row["bounce_type"] == "soft":
                 continue
             suppress[ContactStatus.BOUNCED].add(target.contact_id)
             if "bounce" in rule:

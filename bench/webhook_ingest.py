@@ -55,7 +55,7 @@ BREAKDOWN = [
     (2, "webapp.api.events:parse_json_body"),
     (1, "webapp.api.events:ingest_events"),
     (2, "webapp.services.events:_resolve_targets", "_resolve_targets (enrollment lookup)"),
-    (2, "webapp.services.events:_steps_by_template"),
+    (2, "webapp.services.events:_steps_by_instance"),
     (2, "webapp.services.events:_store_and_count", "_store_and_count (events, firsts, rollups)"),
     (2, "webapp.services.events:_apply", "_apply (stop rules)"),
     (2, "sqlalchemy.orm:Session.commit"),

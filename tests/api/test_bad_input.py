@@ -390,6 +390,12 @@ def test_free_form_json_at_the_limits_is_accepted(world):
     assert response.get_json()["data"]["custom_fields"] == deep
     big = {"blob": "x" * (10 * 1024 - 20)}
     assert world.api.post("/contacts", json={"email": "big@example.org", "custom_fields": big}).status_code == 201
+    # Sizes are UTF-8 bytes of the JSON: 5,000 two-byte characters fit, 5,200 do not.
+    accented = {"blob": "é" * 5000}
+    assert world.api.post("/contacts", json={"email": "e1@example.org", "custom_fields": accented}).status_code == 201
+    too_big = {"blob": "é" * 5200}
+    response = world.api.post("/contacts", json={"email": "e2@example.org", "custom_fields": too_big})
+    assert_rejected(response, mentions=("10 kb",))
 
 
 def test_settings_too_big_or_unknown_are_400(world):
@@ -442,6 +448,10 @@ def test_query_parameters_out_of_range_are_400(world, op):
         (b'{"name": "x", "description": "\\ud800"}', "description"),
         (b'{"email": "a@b.co", "custom_fields": {"k\\u0000": 1}}', "custom_fields.k"),
         (b'{"contacts": [{"contact": {"email": "a@b.co", "title": "\\udfff"}}]}', "contacts.0.contact.title"),
+        # A surrogate sent as raw (invalid) UTF-8 bytes, which json.loads decodes as it is.
+        (b'{"name": "x", "description": "\xed\xa0\x80"}', "description"),
+        # The same escapes in a UTF-16 body, which json.loads also reads.
+        ('{"name": "a\\u0000b"}'.encode("utf-16"), "name"),
     ],
 )
 def test_text_that_no_database_can_store_is_400(world, raw, where):

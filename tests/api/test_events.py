@@ -110,6 +110,24 @@ def test_final_states_are_sticky_whatever_the_event_order(api, campaign):
     assert api.get(f"/enrollments/{enrollment['id']}").get_json()["data"]["status"] == "unsubscribed"
 
 
+def test_in_one_batch_the_earliest_stopping_event_decides(api, campaign):
+    """A batch is not in time order: a reply at 09:00 sent after an unsubscribe at 11:00 still
+    ends the enrollment as replied, and two suppressing events keep the contact's first."""
+    first, second = campaign["enrollments"][0], campaign["enrollments"][1]
+    at = {"9": "2026-11-20T09:00:00Z", "10": "2026-11-20T10:00:00Z", "11": "2026-11-20T11:00:00Z"}
+    batch = [
+        event(first["id"], "unsubscribed", 1, occurred_at=at["11"]),
+        event(first["id"], "replied", 2, occurred_at=at["9"]),
+        event(second["id"], "complained", 3, occurred_at=at["11"]),
+        event(second["id"], "bounced", 4, occurred_at=at["10"], metadata={"bounce_type": "hard"}),
+    ]
+    assert api.post("/events/webhook", json={"events": batch}).get_json()["data"]["stored"] == 4
+    assert api.get(f"/enrollments/{first['id']}").get_json()["data"]["status"] == "replied"
+    assert api.get(f"/contacts/{first['contact_id']}").get_json()["data"]["status"] == "unsubscribed"
+    assert api.get(f"/enrollments/{second['id']}").get_json()["data"]["status"] == "bounced"
+    assert api.get(f"/contacts/{second['contact_id']}").get_json()["data"]["status"] == "bounced"
+
+
 def test_a_step_from_another_campaign_is_refused(api, campaign):
     other = factories.template(api)
     response = api.post(

@@ -136,7 +136,8 @@ def test_concurrent_bulk_enrollments_of_the_same_contacts_enroll_each_once(app, 
 
 
 def test_provider_text_with_nul_characters_is_stored_without_them(app, api, owner):
-    """PostgreSQL refuses NUL in text and JSONB; a provider payload must not become a 500."""
+    """PostgreSQL refuses NUL in text and JSONB and UTF-8 has no lone surrogates; a provider
+    payload must not become a 500."""
     instance = factories.instance(api, status="active")
     factories.enroll(api, instance["id"], 1)
     enrollment_id = api.get(f"/instances/{instance['id']}/enrollments").get_json()["data"][0]["id"]
@@ -149,10 +150,10 @@ def test_provider_text_with_nul_characters_is_stored_without_them(app, api, owne
         step_id=None,
         channel="email",
         occurred_at=None,
-        metadata={"reason": "bad\x00byte", "nested": ["x\x00"]},
+        metadata={"reason": "bad\x00byte", "nested": ["x\x00"], "name\ud800": "a\udfffb", "ok": "😀"},
     )
     with app.app_context():
         assert events.ingest_events(owner.workspace, [event], provider="sendgrid").stored == 1
         stored = db.session.scalar(sa.select(CampaignEvent))
         assert stored.provider_event_id == "ab"
-        assert stored.meta == {"reason": "badbyte", "nested": ["x"]}
+        assert stored.meta == {"reason": "badbyte", "nested": ["x"], "name\ufffd": "a\ufffdb", "ok": "😀"}

@@ -85,29 +85,50 @@ def parse_json_body() -> Any:
         raise ValidationFailed(TOO_DEEP) from exc
     except ValueError as exc:
         raise ValidationFailed(f"Malformed JSON: {str(exc)[:200]}") from exc
-    check_json_values(data)
+    check_json_values(data, raw)
     return data
 
 
-def check_json_values(data: Any) -> None:
+def check_json_values(data: Any, raw: bytes | None = None) -> None:
     """Reject what no field accepts but would break further on: nesting deeper than MAX_BODY_DEPTH
     (validators recurse) and text with NUL or unpaired surrogates (PostgreSQL and UTF-8 refuse
-    them, which would be a 500). Iterative, so a hostile body cannot exhaust the stack."""
-    stack = [(data, "", 1)]
+    them, which would be a 500). Iterative, so a hostile body cannot exhaust the stack. Given the
+    `raw` body it was parsed from, the text is only searched when the body could hold such text."""
+    check_text = raw is None or _may_hold_bad_text(raw)
+    # Each entry: (value, depth, where) with `where` a (parent's where, key) link, spelled out
+    # only for the error message.
+    stack = [(data, 1, None)]
     while stack:
-        item, where, depth = stack.pop()
+        item, depth, where = stack.pop()
         if isinstance(item, str):
-            if _BAD_TEXT.search(item):
-                raise _bad_text(where or "body")
+            if check_text and _BAD_TEXT.search(item):
+                raise _bad_text(_path(where) or "body")
         elif isinstance(item, dict | list):
             if depth > MAX_BODY_DEPTH:
                 raise ValidationFailed(TOO_DEEP)
             pairs = item.items() if isinstance(item, dict) else enumerate(item)
             for key, child in pairs:
-                path = f"{where}.{key}" if where else str(key)
-                if isinstance(key, str) and _BAD_TEXT.search(key):
-                    raise _bad_text(path)
-                stack.append((child, path, depth + 1))
+                if check_text and isinstance(key, str) and _BAD_TEXT.search(key):
+                    raise _bad_text(_path((where, key)))
+                if check_text or isinstance(child, dict | list):
+                    stack.append((child, depth + 1, (where, key)))
+
+
+# In JSON text a NUL can only come as the escape \u0000 (a raw control character is a parse
+# error), and a surrogate as an escape or as the bytes ED A0-BF, which json.loads lets through.
+_BAD_TEXT_BYTES = re.compile(rb"\\u(?:0000|[dD][89a-fA-F])|\xed[\xa0-\xbf]")
+
+
+def _may_hold_bad_text(raw: bytes) -> bool:
+    return json.detect_encoding(raw) != "utf-8" or _BAD_TEXT_BYTES.search(raw) is not None
+
+
+def _path(where) -> str:
+    keys = []
+    while where is not None:
+        where, key = where
+        keys.append(str(key))
+    return ".".join(reversed(keys))
 
 
 def _bad_text(where: str) -> ValidationFailed:

@@ -45,27 +45,35 @@ def normalize_email(value: str) -> str:
     return email
 
 
-def json_depth(value: Any, *, stop_after: int | None = None) -> int:
-    """How many objects and arrays deep `value` goes ({"a": 1} is 1). Iterative, so a value nested
-    thousands deep is measured instead of overflowing the stack; stops once past `stop_after`."""
-    deepest, stack = 0, [(value, 1)]
-    while stack:
-        item, level = stack.pop()
-        if isinstance(item, dict | list):
-            deepest = max(deepest, level)
-            if stop_after is not None and deepest > stop_after:
-                break
-            stack.extend((child, level + 1) for child in (item.values() if isinstance(item, dict) else item))
-    return deepest
-
-
 def check_json_limits(value: Any) -> Any:
+    """`value` if it nests at most MAX_JSON_DEPTH deep and its JSON takes at most MAX_JSON_BYTES.
+
+    One iterative walk measures the depth (so a value nested thousands deep cannot overflow the
+    stack) and an upper bound of the size: 6 bytes a character covers every escape and UTF-8
+    sequence. Only a value whose bound is over the limit is serialised to be measured exactly."""
     if value is None:
         return value
-    # Depth first: json.dumps recurses, so it must never see a deeply nested value.
-    if json_depth(value, stop_after=MAX_JSON_DEPTH) > MAX_JSON_DEPTH:
-        raise ValueError(f"must not be nested deeper than {MAX_JSON_DEPTH} levels")
-    if len(json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode()) > MAX_JSON_BYTES:
+    bound, stack = 0, [(value, 1)]
+    while stack:
+        item, level = stack.pop()
+        if isinstance(item, str):
+            bound += 6 * len(item) + 3  # quotes and a separator
+        elif isinstance(item, dict | list):
+            if level > MAX_JSON_DEPTH:
+                raise ValueError(f"must not be nested deeper than {MAX_JSON_DEPTH} levels")
+            bound += 2
+            if isinstance(item, dict):
+                bound += sum(6 * len(key) + 4 for key in item)
+                item = item.values()
+            stack.extend((child, level + 1) for child in item)
+        elif isinstance(item, int) and not isinstance(item, bool):
+            bound += item.bit_length() // 3 + 3  # decimal digits, a sign and a separator
+        else:
+            bound += 25  # a float's repr, true, false or null
+    if (
+        bound > MAX_JSON_BYTES
+        and len(json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode()) > MAX_JSON_BYTES
+    ):
         raise ValueError(f"must be at most {MAX_JSON_BYTES // 1024} KB of JSON")
     return value
 

@@ -11,6 +11,7 @@ from webapp.extensions import db
 from webapp.models import CampaignEnrollment, Contact, Workspace, utcnow
 from webapp.models.enums import LIVE_ENROLLMENT_STATUSES, ContactStatus, EnrollmentStatus
 from webapp.schemas.contacts import ContactData, ContactUpdate
+from webapp.services.bulk import one_of
 from webapp.services.lookups import get_owned, like_pattern, paginate
 
 # What a suppressed contact's live enrollments become.
@@ -108,15 +109,14 @@ def suppress_contacts(workspace: Workspace, contact_ids: Iterable[uuid.UUID], *,
 
     A contact already suppressed keeps its first status (hard states are sticky).
     """
-    ids = list(set(contact_ids))
-    if not ids:
-        return
     now = utcnow()
-    for chunk in _chunks(ids):
+    for chunk in _chunks(list(set(contact_ids))):
         db.session.execute(
             sa.update(Contact)
             .where(
-                Contact.workspace_id == workspace.id, Contact.id.in_(chunk), Contact.status == ContactStatus.SUBSCRIBED
+                Contact.workspace_id == workspace.id,
+                one_of(Contact.id, chunk),
+                Contact.status == ContactStatus.SUBSCRIBED,
             )
             .values(status=status, status_reason=reason[:255], updated_at=now)
             .execution_options(synchronize_session="fetch")
@@ -125,7 +125,7 @@ def suppress_contacts(workspace: Workspace, contact_ids: Iterable[uuid.UUID], *,
             sa.update(CampaignEnrollment)
             .where(
                 CampaignEnrollment.workspace_id == workspace.id,
-                CampaignEnrollment.contact_id.in_(chunk),
+                one_of(CampaignEnrollment.contact_id, chunk),
                 CampaignEnrollment.status.in_(LIVE_ENROLLMENT_STATUSES),
             )
             .values(

@@ -7,6 +7,7 @@ complaint or a hard bounce also suppresses the contact in the whole workspace.
 """
 
 import json
+import re
 import uuid
 from collections import Counter
 from dataclasses import dataclass, field
@@ -50,15 +51,13 @@ class IngestResult:
 class _Target:
     enrollment_id: uuid.UUID
     instance_id: uuid.UUID
-    contact_id: uuid.UUID
-    template_id: uuid.UUID
 
 
 def ingest_events(workspace: Workspace, events: list[EventIn], *, provider: str = "api") -> IngestResult:
     """Store and apply a batch of validated events in one transaction."""
     result = IngestResult(received=len(events))
     targets = _resolve_targets(workspace, events)
-    valid_steps = _steps_by_template({t.template_id for t in targets.values() if t})
+    valid_steps = _steps_by_instance({t.instance_id for t in targets.values() if t})
     now = utcnow()
     rows, seen = [], set()
     for index, event in enumerate(events):
@@ -66,7 +65,7 @@ def ingest_events(workspace: Workspace, events: list[EventIn], *, provider: str 
         if target is None:
             result.skipped.append({"index": index, "reason": "no enrollment matches this event in the workspace"})
             continue
-        if event.step_id is not None and event.step_id not in valid_steps.get(target.template_id, ()):
+        if event.step_id is not None and event.step_id not in valid_steps.get(target.instance_id, ()):
             result.skipped.append({"index": index, "reason": f"step {event.step_id} is not part of this campaign"})
             continue
         if event.provider_event_id in seen:
@@ -82,28 +81,38 @@ def ingest_events(workspace: Workspace, events: list[EventIn], *, provider: str 
                 "channel": event.channel,
                 "type": event.type,
                 "provider": provider,
-                "provider_event_id": without_nul(event.provider_event_id),
+                "provider_event_id": event.provider_event_id,
                 "occurred_at": event.occurred_at or now,
-                "metadata": without_nul(event.metadata or {}),
+                "metadata": event.metadata or {},
             }
         )
     result.stored, stopping = _store_and_count(rows)
     result.duplicates += len(rows) - result.stored
-    _apply(workspace, stopping, {t.enrollment_id: t for t in targets.values() if t})
+    _apply(workspace, stopping)
     db.session.commit()
     return result
 
 
-def without_nul(value):
-    """`value` with NUL characters removed from every string: PostgreSQL refuses them in text and
-    JSONB, and a provider's payload must not turn into a 500 that the provider retries forever."""
+def storable(value):
+    """`value` with what PostgreSQL refuses in text and JSONB taken out of every string: NUL
+    characters removed, unpaired surrogates replaced by U+FFFD. A provider's payload must not
+    turn into a 500 that the provider retries forever."""
     if isinstance(value, str):
-        return value.replace("\x00", "") if "\x00" in value else value
+        return _UNSTORABLE.sub(_replace_unstorable, value) if _UNSTORABLE.search(value) else value
     if isinstance(value, dict):
-        return {without_nul(k): without_nul(v) for k, v in value.items()}
+        return {storable(k): storable(v) for k, v in value.items()}
     if isinstance(value, list):
-        return [without_nul(v) for v in value]
+        return [storable(v) for v in value]
     return value
+
+
+_UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
+# How json.dumps (ASCII output) writes them; surrogate pairs of valid characters match too, harmlessly.
+_UNSTORABLE_ESCAPES = re.compile(r"\\u(?:0000|[dD][89a-fA-F])")
+
+
+def _replace_unstorable(match: re.Match) -> str:
+    return "" if match.group() == "\x00" else "\ufffd"
 
 
 def record_event(
@@ -136,10 +145,7 @@ def record_event(
         "metadata": metadata or {},
     }
     stored, stopping = _store_and_count([row])
-    if stopping:
-        instance = db.session.get(CampaignInstance, enrollment.instance_id)
-        target = _Target(enrollment.id, enrollment.instance_id, enrollment.contact_id, instance.template_id)
-        _apply(workspace, stopping, {enrollment.id: target})
+    _apply(workspace, stopping)
     return stored == 1
 
 
@@ -158,7 +164,7 @@ def _store_and_count(rows: list[dict]) -> tuple[int, list[dict]]:
     if dialect_name() == "postgresql":
         return _store_and_count_postgresql(rows)
     now = utcnow()
-    rows = [{"id": uuid.uuid4(), **row, "created_at": now} for row in rows]
+    rows = [{"id": uuid.uuid4(), **storable(row), "created_at": now} for row in rows]
     table = CampaignEvent.__table__
     stored = bulk_insert(
         table, rows, conflict=("workspace_id", "provider", "provider_event_id"), returning=(table.c.id,)
@@ -230,7 +236,10 @@ LEFT JOIN ins ON ins.type IN ('replied', 'bounced', 'unsubscribed', 'complained'
 
 def _store_and_count_postgresql(rows: list[dict]) -> tuple[int, list[dict]]:
     # UUIDs and datetimes go as their str(), which PostgreSQL reads back exactly.
-    params = {"rows": json.dumps(rows, default=str), "now": utcnow(), "nil": NIL_UUID}
+    document = json.dumps(rows, default=str)
+    if _UNSTORABLE_ESCAPES.search(document):
+        document = json.dumps(storable(rows), default=str)
+    params = {"rows": document, "now": utcnow(), "nil": NIL_UUID}
     raw = db.session.connection().connection.driver_connection
     with raw.cursor() as cursor:
         result = cursor.execute(_INGEST_SQL, params).fetchall()
@@ -247,16 +256,8 @@ def _resolve_targets(workspace: Workspace, events: list[EventIn]) -> dict[int, _
     by_email = {(e.instance_id, e.email) for e in events if e.enrollment_id is None}
     found_id, found_email = {}, {}
     # By id: no need to join contacts (the common case for our own format and providers).
-    columns = (
-        CampaignEnrollment.id,
-        CampaignEnrollment.instance_id,
-        CampaignEnrollment.contact_id,
-        CampaignInstance.template_id,
-    )
-    base = (
-        sa.select(*columns)
-        .join(CampaignInstance, CampaignInstance.id == CampaignEnrollment.instance_id)
-        .where(CampaignEnrollment.workspace_id == workspace.id)
+    base = sa.select(CampaignEnrollment.id, CampaignEnrollment.instance_id).where(
+        CampaignEnrollment.workspace_id == workspace.id
     )
     for start in range(0, len(by_id), 1000):
         query = base.where(one_of(CampaignEnrollment.id, by_id[start : start + 1000]))
@@ -269,7 +270,7 @@ def _resolve_targets(workspace: Workspace, events: list[EventIn]) -> dict[int, _
             query = with_email.where(
                 one_of(CampaignEnrollment.instance_id, instances), one_of(Contact.email, emails[start : start + 1000])
             )
-            found_email.update(((row[1], row[4]), _Target(*row[:4])) for row in db.session.execute(query).tuples())
+            found_email.update(((row[1], row[2]), _Target(*row[:2])) for row in db.session.execute(query).tuples())
     return {
         index: (
             found_id.get(e.enrollment_id) if e.enrollment_id is not None else found_email.get((e.instance_id, e.email))
@@ -278,12 +279,16 @@ def _resolve_targets(workspace: Workspace, events: list[EventIn]) -> dict[int, _
     }
 
 
-def _steps_by_template(template_ids: set) -> dict[uuid.UUID, set[uuid.UUID]]:
+def _steps_by_instance(instance_ids: set) -> dict[uuid.UUID, set[uuid.UUID]]:
     steps: dict[uuid.UUID, set[uuid.UUID]] = {}
-    if template_ids:
-        query = sa.select(SequenceStep.template_id, SequenceStep.id).where(SequenceStep.template_id.in_(template_ids))
-        for template_id, step_id in db.session.execute(query):
-            steps.setdefault(template_id, set()).add(step_id)
+    if instance_ids:
+        query = (
+            sa.select(CampaignInstance.id, SequenceStep.id)
+            .join(SequenceStep, SequenceStep.template_id == CampaignInstance.template_id)
+            .where(CampaignInstance.id.in_(instance_ids))
+        )
+        for instance_id, step_id in db.session.execute(query):
+            steps.setdefault(instance_id, set()).add(step_id)
     return steps
 
 
@@ -333,58 +338,48 @@ def _update_rollups(rows: list[dict]) -> None:
     )
 
 
-def _stop_rules(instance_ids: set) -> dict[uuid.UUID, set[str]]:
-    query = (
-        sa.select(CampaignInstance.id, CampaignInstance.settings, CampaignTemplate.settings)
-        .join(CampaignTemplate, CampaignTemplate.id == CampaignInstance.template_id)
-        .where(CampaignInstance.id.in_(instance_ids))
-    )
-    rules = {}
-    for instance_id, instance_settings, template_settings in db.session.execute(query):
-        stop_on = (instance_settings or {}).get("stop_on", (template_settings or {}).get("stop_on"))
-        rules[instance_id] = set(DEFAULT_STOP_ON if stop_on is None else stop_on)
-    return rules
-
-
-def _apply(workspace: Workspace, stopping: list[dict], targets: dict[uuid.UUID, _Target]) -> None:
-    """Stop enrollments and suppress contacts for the new stopping events (from _store_and_count)."""
+def _apply(workspace: Workspace, stopping: list[dict]) -> None:
+    """Stop enrollments and suppress contacts for the new stopping events (from _store_and_count).
+    The first stopping event of an enrollment, and of a contact, decides its status."""
     if not stopping:
         return
-    rules = _stop_rules({r["instance_id"] for r in stopping})
-    stops: dict[str, set] = {
-        EnrollmentStatus.REPLIED: set(),
-        EnrollmentStatus.BOUNCED: set(),
-        EnrollmentStatus.UNSUBSCRIBED: set(),
+    query = (
+        sa.select(
+            CampaignEnrollment.id, CampaignEnrollment.contact_id, CampaignInstance.settings, CampaignTemplate.settings
+        )
+        .join(CampaignInstance, CampaignInstance.id == CampaignEnrollment.instance_id)
+        .join(CampaignTemplate, CampaignTemplate.id == CampaignInstance.template_id)
+        .where(one_of(CampaignEnrollment.id, {row["enrollment_id"] for row in stopping}))
+    )
+    enrollments = {
+        enrollment_id: (contact_id, _stop_on(instance_settings, template_settings))
+        for enrollment_id, contact_id, instance_settings, template_settings in db.session.execute(query)
     }
-    suppress: dict[str, set] = {
-        ContactStatus.UNSUBSCRIBED: set(),
-        ContactStatus.BOUNCED: set(),
-        ContactStatus.COMPLAINED: set(),
-    }
+    stops: dict[uuid.UUID, str] = {}  # enrollment -> status
+    suppress: dict[uuid.UUID, str] = {}  # contact -> status
     for row in sorted(stopping, key=lambda r: r["occurred_at"]):
-        rule = rules.get(row["instance_id"], set(DEFAULT_STOP_ON))
-        target = targets[row["enrollment_id"]]
-        kind = row["type"]
-        if kind == EventType.REPLIED and "reply" in rule:
-            stops[EnrollmentStatus.REPLIED].add(target.enrollment_id)
+        enrollment_id, kind = row["enrollment_id"], row["type"]
+        contact_id, stop_on = enrollments[enrollment_id]
+        if kind == EventType.REPLIED:
+            if "reply" in stop_on:
+                stops.setdefault(enrollment_id, EnrollmentStatus.REPLIED)
         elif kind == EventType.BOUNCED:
             if row["bounce_type"] == "soft":
                 continue
-            suppress[ContactStatus.BOUNCED].add(target.contact_id)
-            if "bounce" in rule:
-                stops[EnrollmentStatus.BOUNCED].add(target.enrollment_id)
-        elif kind in (EventType.UNSUBSCRIBED, EventType.COMPLAINED):
+            suppress.setdefault(contact_id, ContactStatus.BOUNCED)
+            if "bounce" in stop_on:
+                stops.setdefault(enrollment_id, EnrollmentStatus.BOUNCED)
+        else:  # unsubscribed, complained
             status = ContactStatus.UNSUBSCRIBED if kind == EventType.UNSUBSCRIBED else ContactStatus.COMPLAINED
-            suppress[status].add(target.contact_id)
-            stops[EnrollmentStatus.UNSUBSCRIBED].add(target.enrollment_id)
+            suppress.setdefault(contact_id, status)
+            stops.setdefault(enrollment_id, EnrollmentStatus.UNSUBSCRIBED)
     now = utcnow()
-    for status, enrollment_ids in stops.items():
-        ids = list(enrollment_ids)
-        for start in range(0, len(ids), 500):
+    for status, enrollment_ids in _grouped(stops).items():
+        for start in range(0, len(enrollment_ids), 500):
             db.session.execute(
                 sa.update(CampaignEnrollment)
                 .where(
-                    CampaignEnrollment.id.in_(ids[start : start + 500]),
+                    one_of(CampaignEnrollment.id, enrollment_ids[start : start + 500]),
                     CampaignEnrollment.status.in_(LIVE_ENROLLMENT_STATUSES),
                 )
                 .values(
@@ -396,5 +391,17 @@ def _apply(workspace: Workspace, stopping: list[dict], targets: dict[uuid.UUID, 
                 )
                 .execution_options(synchronize_session=False)
             )
-    for status, contact_ids in suppress.items():
+    for status, contact_ids in _grouped(suppress).items():
         suppress_contacts(workspace, contact_ids, status=status, reason=f"{status} (event)")
+
+
+def _grouped(statuses: dict[uuid.UUID, str]) -> dict[str, list[uuid.UUID]]:
+    groups: dict[str, list[uuid.UUID]] = {}
+    for key, status in statuses.items():
+        groups.setdefault(status, []).append(key)
+    return groups
+
+
+def _stop_on(instance_settings: dict | None, template_settings: dict | None) -> set[str]:
+    stop_on = (instance_settings or {}).get("stop_on", (template_settings or {}).get("stop_on"))
+    return set(DEFAULT_STOP_ON if stop_on is None else stop_on)

@@ -524,7 +524,6 @@ def _record_sent_batch(sent: list[Prepared], now: datetime, *, store_copy: bool)
         [
             {
                 "workspace_id": p.workspace_id,
-                "instance_id": p.instance_id,
                 "enrollment_id": p.enrollment_id,
                 "step_id": p.step_id,
                 "channel": "email",

@@ -37,6 +37,7 @@ from webapp.services.contacts import suppress_contacts
 UNIQUE_TYPES = (EventType.OPENED, EventType.CLICKED)
 STOPPING_TYPES = (EventType.REPLIED, EventType.BOUNCED, EventType.UNSUBSCRIBED, EventType.COMPLAINED)
 DEFAULT_STOP_ON = ("reply", "bounce", "unsubscribe")
+NO_ENROLLMENT = "no enrollment matches this event in the workspace"
 
 
 @dataclass
@@ -47,36 +48,24 @@ class IngestResult:
     skipped: list[dict] = field(default_factory=list)
 
 
-@dataclass
-class _Target:
-    enrollment_id: uuid.UUID
-    instance_id: uuid.UUID
-
-
 def ingest_events(workspace: Workspace, events: list[EventIn], *, provider: str = "api") -> IngestResult:
     """Store and apply a batch of validated events in one transaction."""
     result = IngestResult(received=len(events))
-    targets = _resolve_targets(workspace, events)
-    valid_steps = _steps_by_instance({t.instance_id for t in targets.values() if t})
+    by_email = _enrollments_by_email(workspace, events)
     now = utcnow()
-    rows, seen = [], set()
+    rows, indexes = [], []
     for index, event in enumerate(events):
-        target = targets.get(index)
-        if target is None:
-            result.skipped.append({"index": index, "reason": "no enrollment matches this event in the workspace"})
+        enrollment_id = event.enrollment_id
+        if enrollment_id is None:
+            enrollment_id = by_email.get((event.instance_id, event.email))
+        if enrollment_id is None:
+            result.skipped.append({"index": index, "reason": NO_ENROLLMENT})
             continue
-        if event.step_id is not None and event.step_id not in valid_steps.get(target.instance_id, ()):
-            result.skipped.append({"index": index, "reason": f"step {event.step_id} is not part of this campaign"})
-            continue
-        if event.provider_event_id in seen:
-            result.duplicates += 1
-            continue
-        seen.add(event.provider_event_id)
+        indexes.append(index)
         rows.append(
             {
                 "workspace_id": workspace.id,
-                "instance_id": target.instance_id,
-                "enrollment_id": target.enrollment_id,
+                "enrollment_id": enrollment_id,
                 "step_id": event.step_id,
                 "channel": event.channel,
                 "type": event.type,
@@ -86,9 +75,13 @@ def ingest_events(workspace: Workspace, events: list[EventIn], *, provider: str 
                 "metadata": event.metadata or {},
             }
         )
-    result.stored, stopping = _store_and_count(rows)
-    result.duplicates += len(rows) - result.stored
-    _apply(workspace, stopping)
+    outcome = _store_and_count(rows)
+    for position, reason in outcome.refused:
+        result.skipped.append({"index": indexes[position], "reason": reason})
+    result.skipped.sort(key=lambda item: item["index"])
+    result.stored = outcome.stored
+    result.duplicates = len(rows) - len(outcome.refused) - outcome.stored
+    _apply(workspace, outcome.stopping)
     db.session.commit()
     return result
 
@@ -134,7 +127,6 @@ def record_event(
     now = utcnow()
     row = {
         "workspace_id": workspace.id,
-        "instance_id": enrollment.instance_id,
         "enrollment_id": enrollment.id,
         "step_id": step_id,
         "channel": channel,
@@ -144,50 +136,76 @@ def record_event(
         "occurred_at": occurred_at or now,
         "metadata": metadata or {},
     }
-    stored, stopping = _store_and_count([row])
-    _apply(workspace, stopping)
-    return stored == 1
+    outcome = _store_and_count([row])
+    _apply(workspace, outcome.stopping)
+    return outcome.stored == 1
 
 
 def store_internal_events(rows: list[dict]) -> int:
     """Store events Drumbeat produced itself (sends) and count them; no stop rules apply.
     Flushes; the caller commits. Returns how many were new."""
-    return _store_and_count(rows)[0]
+    return _store_and_count(rows).stored
 
 
-def _store_and_count(rows: list[dict]) -> tuple[int, list[dict]]:
-    """Insert the event `rows` (skipping those already stored), count the new ones in the
-    first-event and rollup tables, and return how many were new with the new ones that can stop
-    an enrollment (replies, bounces, unsubscribes, complaints) for `_apply`."""
+@dataclass
+class _Outcome:
+    stored: int = 0  # rows that were new
+    stopping: list[dict] = field(default_factory=list)  # new rows that can stop an enrollment
+    refused: list[tuple[int, str]] = field(default_factory=list)  # (position in the rows, reason)
+
+
+def _store_and_count(rows: list[dict]) -> _Outcome:
+    """Insert the event `rows`, count the new ones in the first-event and rollup tables, and
+    return how many were new with the new ones that can stop an enrollment (replies, bounces,
+    unsubscribes, complaints) for `_apply`. A row is refused when its enrollment is not in its
+    workspace or its step not in the enrollment's campaign; a row whose provider event id is
+    already stored (or repeats an earlier row's) is skipped. Flushes; the caller commits."""
     if not rows:
-        return 0, []
+        return _Outcome()
     if dialect_name() == "postgresql":
         return _store_and_count_postgresql(rows)
+    outcome, valid, seen = _Outcome(), [], set()
+    instances = _instances_of({row["enrollment_id"] for row in rows})
+    steps = _steps_by_instance({instance_id for _, instance_id in instances.values()})
     now = utcnow()
-    rows = [{"id": uuid.uuid4(), **storable(row), "created_at": now} for row in rows]
+    for position, row in enumerate(rows):
+        workspace_id, instance_id = instances.get(row["enrollment_id"], (None, None))
+        if workspace_id != row["workspace_id"]:
+            outcome.refused.append((position, NO_ENROLLMENT))
+        elif row["step_id"] is not None and row["step_id"] not in steps.get(instance_id, ()):
+            outcome.refused.append((position, _bad_step(row["step_id"])))
+        elif (row["workspace_id"], row["provider"], row["provider_event_id"]) not in seen:
+            seen.add((row["workspace_id"], row["provider"], row["provider_event_id"]))
+            valid.append({"id": uuid.uuid4(), **storable(row), "instance_id": instance_id, "created_at": now})
     table = CampaignEvent.__table__
     stored = bulk_insert(
-        table, rows, conflict=("workspace_id", "provider", "provider_event_id"), returning=(table.c.id,)
+        table, valid, conflict=("workspace_id", "provider", "provider_event_id"), returning=(table.c.id,)
     )
-    by_id = {row["id"]: row for row in rows}
+    by_id = {row["id"]: row for row in valid}
     stored_rows = [by_id[row.id] for row in stored]
     if stored_rows:
         _update_rollups(stored_rows)
-    stopping = [
+    outcome.stored = len(stored_rows)
+    outcome.stopping = [
         {**row, "bounce_type": (row["metadata"] or {}).get("bounce_type")}
         for row in stored_rows
         if row["type"] in STOPPING_TYPES
     ]
-    return len(stored_rows), stopping
+    return outcome
 
 
-# PostgreSQL does it all in one statement: the events arrive as one JSON document (the cheapest
-# way to send 1,000 rows of mixed types), and the rows that the INSERT returns feed the first-event
-# and rollup upserts (the same counting as _update_rollups). Upserts go in key order so that
-# concurrent batches lock rows in the same order.
+def _bad_step(step_id) -> str:
+    return f"step {step_id} is not part of this campaign"
+
+
+# PostgreSQL does it all in one statement: the rows arrive as one JSON document (the cheapest
+# way to send 1,000 rows of mixed types); each row's enrollment and step are checked against the
+# workspace and the campaign; the rows that the INSERT returns feed the first-event and rollup
+# upserts (the same counting as _update_rollups). The statement answers with the count, the new
+# stopping events and the refused rows. Rows go in in their order, so the first of two with the
+# same provider event id wins, and upserts in key order, so concurrent batches lock alike.
 _EVENT_COLUMNS = {
     "workspace_id": "uuid",
-    "instance_id": "uuid",
     "enrollment_id": "uuid",
     "step_id": "uuid",
     "channel": "text",
@@ -197,11 +215,19 @@ _EVENT_COLUMNS = {
     "occurred_at": "timestamptz",
     "metadata": "jsonb",
 }
+_INSERTED = ("workspace_id", "instance_id", *list(_EVENT_COLUMNS)[1:])
 _INGEST_SQL = f"""
-WITH ins AS (
-    INSERT INTO campaign_events (id, {", ".join(_EVENT_COLUMNS)}, created_at)
-    SELECT gen_random_uuid(), {", ".join(f"t.{c}" for c in _EVENT_COLUMNS)}, %(now)s
-    FROM jsonb_to_recordset(%(rows)s::jsonb) AS t({", ".join(f"{c} {t}" for c, t in _EVENT_COLUMNS.items())})
+WITH src AS (
+    SELECT t.*, e.instance_id, e.id IS NOT NULL AS known,
+        (t.step_id IS NULL OR s.id IS NOT NULL) AS step_ok
+    FROM ROWS FROM (jsonb_to_recordset(%(rows)s::jsonb) AS ({", ".join(f"{c} {t}" for c, t in _EVENT_COLUMNS.items())}))
+        WITH ORDINALITY AS t({", ".join(_EVENT_COLUMNS)}, position)
+    LEFT JOIN campaign_enrollments AS e ON e.id = t.enrollment_id AND e.workspace_id = t.workspace_id
+    LEFT JOIN campaign_instances AS i ON i.id = e.instance_id
+    LEFT JOIN sequence_steps AS s ON s.id = t.step_id AND s.template_id = i.template_id
+), ins AS (
+    INSERT INTO campaign_events (id, {", ".join(_INSERTED)}, created_at)
+    SELECT gen_random_uuid(), {", ".join(_INSERTED)}, %(now)s FROM src WHERE known AND step_ok ORDER BY position
     ON CONFLICT (workspace_id, provider, provider_event_id) DO NOTHING
     RETURNING instance_id, enrollment_id, step_id, type, occurred_at, metadata
 ), candidates AS (
@@ -228,13 +254,17 @@ WITH ins AS (
     SELECT instance_id, step_id, day, type, count(*) FROM counted GROUP BY 1, 2, 3, 4 ORDER BY 1, 2, 3, 4
     ON CONFLICT (instance_id, step_id, day, type) DO UPDATE SET n = event_rollups.n + excluded.n
 )
-SELECT total.n, ins.enrollment_id, ins.instance_id, ins.type, ins.occurred_at, ins.metadata ->> 'bounce_type'
-FROM (SELECT count(*) AS n FROM ins) AS total
-LEFT JOIN ins ON ins.type IN ('replied', 'bounced', 'unsubscribed', 'complained')
+SELECT 'stored', (SELECT count(*) FROM ins), NULL::uuid, NULL::uuid, NULL, NULL::timestamptz, NULL
+UNION ALL
+SELECT 'stopping', NULL, enrollment_id, instance_id, type, occurred_at, metadata ->> 'bounce_type'
+FROM ins WHERE type IN ('replied', 'bounced', 'unsubscribed', 'complained')
+UNION ALL
+SELECT CASE WHEN known THEN 'bad step' ELSE 'unknown' END, position - 1, NULL, NULL, NULL, NULL, NULL
+FROM src WHERE NOT (known AND step_ok)
 """
 
 
-def _store_and_count_postgresql(rows: list[dict]) -> tuple[int, list[dict]]:
+def _store_and_count_postgresql(rows: list[dict]) -> _Outcome:
     # UUIDs and datetimes go as their str(), which PostgreSQL reads back exactly.
     document = json.dumps(rows, default=str)
     if _UNSTORABLE_ESCAPES.search(document):
@@ -243,40 +273,51 @@ def _store_and_count_postgresql(rows: list[dict]) -> tuple[int, list[dict]]:
     raw = db.session.connection().connection.driver_connection
     with raw.cursor() as cursor:
         result = cursor.execute(_INGEST_SQL, params).fetchall()
-    stopping = [
-        {"enrollment_id": r[1], "instance_id": r[2], "type": r[3], "occurred_at": r[4], "bounce_type": r[5]}
-        for r in result
-        if r[1] is not None
-    ]
-    return result[0][0], stopping
-
-
-def _resolve_targets(workspace: Workspace, events: list[EventIn]) -> dict[int, _Target | None]:
-    by_id = list({e.enrollment_id for e in events if e.enrollment_id is not None})
-    by_email = {(e.instance_id, e.email) for e in events if e.enrollment_id is None}
-    found_id, found_email = {}, {}
-    # By id: no need to join contacts (the common case for our own format and providers).
-    base = sa.select(CampaignEnrollment.id, CampaignEnrollment.instance_id).where(
-        CampaignEnrollment.workspace_id == workspace.id
-    )
-    for start in range(0, len(by_id), 1000):
-        query = base.where(one_of(CampaignEnrollment.id, by_id[start : start + 1000]))
-        found_id.update((row[0], _Target(*row)) for row in db.session.execute(query).tuples())
-    if by_email:
-        instances = {instance_id for instance_id, _ in by_email}
-        emails = list({email for _, email in by_email})
-        with_email = base.add_columns(Contact.email).join(Contact, Contact.id == CampaignEnrollment.contact_id)
-        for start in range(0, len(emails), 1000):
-            query = with_email.where(
-                one_of(CampaignEnrollment.instance_id, instances), one_of(Contact.email, emails[start : start + 1000])
+    outcome = _Outcome()
+    for kind, n, enrollment_id, instance_id, type_, occurred_at, bounce_type in result:
+        if kind == "stored":
+            outcome.stored = n
+        elif kind == "stopping":
+            outcome.stopping.append(
+                {
+                    "enrollment_id": enrollment_id,
+                    "instance_id": instance_id,
+                    "type": type_,
+                    "occurred_at": occurred_at,
+                    "bounce_type": bounce_type,
+                }
             )
-            found_email.update(((row[1], row[2]), _Target(*row[:2])) for row in db.session.execute(query).tuples())
-    return {
-        index: (
-            found_id.get(e.enrollment_id) if e.enrollment_id is not None else found_email.get((e.instance_id, e.email))
+        else:
+            outcome.refused.append((n, NO_ENROLLMENT if kind == "unknown" else _bad_step(rows[n]["step_id"])))
+    return outcome
+
+
+def _enrollments_by_email(workspace: Workspace, events: list[EventIn]) -> dict[tuple, uuid.UUID]:
+    """The enrollments of the events that name a campaign and an email instead of an enrollment."""
+    wanted = {(e.instance_id, e.email) for e in events if e.enrollment_id is None}
+    found = {}
+    if wanted:
+        instances = list({instance_id for instance_id, _ in wanted})
+        emails = list({email for _, email in wanted})
+        query = (
+            sa.select(CampaignEnrollment.instance_id, Contact.email, CampaignEnrollment.id)
+            .join(Contact, Contact.id == CampaignEnrollment.contact_id)
+            .where(CampaignEnrollment.workspace_id == workspace.id, one_of(CampaignEnrollment.instance_id, instances))
         )
-        for index, e in enumerate(events)
-    }
+        for start in range(0, len(emails), 1000):
+            rows = db.session.execute(query.where(one_of(Contact.email, emails[start : start + 1000]))).tuples()
+            found.update(((instance_id, email), enrollment_id) for instance_id, email, enrollment_id in rows)
+    return found
+
+
+def _instances_of(enrollment_ids: set) -> dict[uuid.UUID, tuple[uuid.UUID, uuid.UUID]]:
+    """Enrollment id -> (workspace id, instance id)."""
+    ids, found = list(enrollment_ids), {}
+    query = sa.select(CampaignEnrollment.id, CampaignEnrollment.workspace_id, CampaignEnrollment.instance_id)
+    for start in range(0, len(ids), 1000):
+        rows = db.session.execute(query.where(one_of(CampaignEnrollment.id, ids[start : start + 1000]))).tuples()
+        found.update((row[0], row[1:]) for row in rows)
+    return found
 
 
 def _steps_by_instance(instance_ids: set) -> dict[uuid.UUID, set[uuid.UUID]]:

@@ -55,33 +55,33 @@ def _touch(template: CampaignTemplate) -> None:
 
 def add_email_step(workspace: Workspace, template_id: uuid.UUID, data: EmailStepIn) -> SequenceStep:
     """Append an email step, or insert it at `step_number` and shift the later steps."""
-    template = _locked_template(workspace, template_id)
-    step = SequenceStep(
-        template_id=template.id,
-        position=_insert_position(template, data.step_number),
+    return _add_step(
+        workspace,
+        template_id,
+        data,
         channel=Channel.EMAIL,
         action=StepAction.EMAIL,
-        delay_days=data.delay_days,
-        delay_hours=data.delay_hours,
         subject=data.subject,
         body=data.body,
-        is_active=data.is_active,
     )
-    return _save_new(template, step)
 
 
 def add_linkedin_step(workspace: Workspace, template_id: uuid.UUID, data: LinkedInStepIn) -> SequenceStep:
     """Append a LinkedIn step, or insert it at `step_number` and shift the later steps."""
+    return _add_step(workspace, template_id, data, channel=Channel.LINKEDIN, action=data.action_type, body=data.message)
+
+
+def _add_step(
+    workspace: Workspace, template_id: uuid.UUID, data: EmailStepIn | LinkedInStepIn, **content
+) -> SequenceStep:
     template = _locked_template(workspace, template_id)
     step = SequenceStep(
         template_id=template.id,
         position=_insert_position(template, data.step_number),
-        channel=Channel.LINKEDIN,
-        action=data.action_type,
         delay_days=data.delay_days,
         delay_hours=data.delay_hours,
-        body=data.message,
         is_active=data.is_active,
+        **content,
     )
     return _save_new(template, step)
 

@@ -135,6 +135,7 @@ def test_pasting_enrolls_valid_lines_and_reports_the_rest(app, browser, owner_ap
     assert (stat(html, "Enrolled"), stat(html, "Already enrolled")) == (3, 1)
     assert (stat(html, "Suppressed, skipped"), stat(html, "Invalid"), stat(html, "New contacts")) == (1, 1, 3)
     assert "not-an-email" in html and "is not a valid email address" in html
+    assert "Value error" not in html  # the reason, not pydantic's wording
     assert '"toast"' in response.headers["HX-Trigger"]
     assert count(app, CampaignEnrollment, CampaignEnrollment.instance_id == uuid.UUID(campaign["id"])) == 4
     assert scalar(app, sa.select(Contact.first_name).where(Contact.email == "grace@example.com")) == "Grace"

@@ -6,11 +6,16 @@ from pydantic import ValidationError
 from webapp.errors import ValidationFailed
 
 
+def error_message(error: dict) -> str:
+    """Pydantic's message for one error, without its "Value error, " prefix: just the reason."""
+    return error["msg"].removeprefix("Value error, ").removeprefix("Assertion failed, ")
+
+
 def validation_details(exc: ValidationError) -> list[dict]:
     details = []
     for error in exc.errors(include_url=False, include_context=False, include_input=False):
         location = ".".join(str(part) for part in error["loc"]) or "body"
-        details.append({"field": location, "message": error["msg"]})
+        details.append({"field": location, "message": error_message(error)})
     return details
 
 

@@ -17,6 +17,7 @@ from webapp.extensions import db
 from webapp.models import CampaignEnrollment, CampaignEvent, CampaignInstance, Contact, Workspace, utcnow
 from webapp.models.enums import EnrollmentStatus, InstanceStatus
 from webapp.schemas.enrollments import EnrollmentIn
+from webapp.schemas.validation import error_message
 from webapp.services.bulk import bulk_insert, dialect_name
 from webapp.services.contacts import contact_matches, suppress_contacts
 from webapp.services.instances import first_active_step
@@ -46,7 +47,7 @@ def validate_items(items: list) -> tuple[list[tuple[int, EnrollmentIn]], list[di
         for error in exc.errors(include_url=False, include_input=False):
             index = error["loc"][0]
             where = ".".join(str(part) for part in error["loc"][1:])
-            reasons.setdefault(index, f"{where}: {error['msg']}" if where else error["msg"])
+            reasons.setdefault(index, f"{where}: {error_message(error)}" if where else error_message(error))
     good = [i for i in range(len(items)) if i not in reasons]
     parsed = _ITEMS.validate_python([items[i] for i in good])
     invalid = [{"index": i, "reason": reasons[i]} for i in sorted(reasons)]

@@ -16,6 +16,7 @@ from webapp.models import Workspace
 from webapp.models.workspace import new_webhook_secret
 from webapp.schemas.common import normalize_email
 from webapp.schemas.settings import CampaignSettings
+from webapp.schemas.validation import error_message
 
 log = logging.getLogger("drumbeat.workspaces")
 
@@ -47,7 +48,7 @@ def update_sender_defaults(workspace: Workspace, values: Mapping) -> dict:
         settings = CampaignSettings.model_validate(data, strict=False)
     except ValidationError as exc:
         details = [
-            {"field": ".".join(str(part) for part in error["loc"]) or "settings", "message": error["msg"]}
+            {"field": ".".join(str(part) for part in error["loc"]) or "settings", "message": error_message(error)}
             for error in exc.errors(include_url=False, include_context=False, include_input=False)
         ]
         summary = "; ".join(f"{d['field']}: {d['message']}" for d in details[:5])

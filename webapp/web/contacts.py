@@ -55,13 +55,6 @@ def _query(allowed_statuses=tuple(STATUS_LABELS)) -> ContactQuery:
         return ContactQuery.model_validate({key: value for key, value in args.items() if key not in bad})
 
 
-def _messages(details: list[dict]) -> dict[str, list[str]]:
-    errors = errors_by_field(details)
-    return {
-        field: [message.removeprefix("Value error, ") for message in messages] for field, messages in errors.items()
-    }
-
-
 @bp.get("")
 def index():
     """All contacts, searchable and filtered by status; htmx asks for the `rows` block."""
@@ -119,7 +112,7 @@ def _submitted(*, editing: bool) -> tuple[dict, dict, dict[str, list[str]]]:
         try:
             data["custom_fields"] = _parse_custom_fields(values["custom_fields"])
         except ValidationFailed as exc:
-            errors.update(_messages(exc.details))
+            errors.update(errors_by_field(exc.details))
     return values, data, errors
 
 
@@ -148,7 +141,7 @@ def create():
     try:
         contact_data = parse_form(ContactData, data=data)
     except ValidationFailed as exc:
-        errors = {**_messages(exc.details), **errors}
+        errors = {**errors_by_field(exc.details), **errors}
     if errors:
         return _form_page(None, values, errors, 422)
     try:
@@ -177,7 +170,7 @@ def update(contact_id: uuid.UUID):
     try:
         changes = parse_form(ContactUpdate, data=data)
     except ValidationFailed as exc:
-        errors = {**_messages(exc.details), **errors}
+        errors = {**errors_by_field(exc.details), **errors}
     if errors:
         return _form_page(contact, values, errors, 422)
     try:
@@ -259,7 +252,7 @@ def set_status(contact_id: uuid.UUID):
             SuppressionIn, data={"status": status, "reason": request.form.get("reason", "").strip() or None}
         )
     except ValidationFailed as exc:
-        return _show_page(contact_id, 422, suppression_errors=_messages(exc.details))
+        return _show_page(contact_id, 422, suppression_errors=errors_by_field(exc.details))
     if body.status != ContactStatus.SUBSCRIBED and contact.is_suppressed:
         flash(f"{contact.email} is already on the suppression list ({contact.status}).", "info")
         return hx_redirect(url_for("contacts.show", contact_id=contact_id))
@@ -315,13 +308,13 @@ def suppress():
     try:
         contact_data = parse_form(ContactData, data={"email": values["email"]})
     except ValidationFailed as exc:
-        errors.update(_messages(exc.details))
+        errors.update(errors_by_field(exc.details))
     try:
         body = parse_form(SuppressionIn, data={"status": values["status"], "reason": values["reason"] or None})
         if body.status == ContactStatus.SUBSCRIBED:
             errors["status"] = ["Choose unsubscribed, bounced or complained."]
     except ValidationFailed as exc:
-        errors.update(_messages(exc.details))
+        errors.update(errors_by_field(exc.details))
     if errors:
         return _suppressed_page(422, block="suppress_form", values=values, errors=errors)
     contact = find_contact_by_email(workspace, contact_data.email)

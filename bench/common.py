@@ -111,6 +111,7 @@ def dispose(app) -> None:
 
 
 def make_app(url: str):
+    import gc
     import logging
 
     from webapp import create_app
@@ -130,6 +131,7 @@ def make_app(url: str):
         }
     )
     logging.getLogger("alembic").setLevel(logging.WARNING)
+    gc.freeze()  # as wsgi.py does once the app is built
     return app
 
 

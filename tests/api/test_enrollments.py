@@ -1,3 +1,5 @@
+import pytest
+
 from tests import factories
 
 
@@ -125,6 +127,23 @@ def test_enrollment_list_filters_searches_and_sorts(api):
     assert paused["pagination"]["total"] == 1
     found = api.get(f"/instances/{instance['id']}/enrollments?search=person3").get_json()["data"]
     assert [e["contact"]["email"] for e in found] == ["person3@example.com"]
+
+
+@pytest.mark.parametrize("sort", ["enrolled_at", "-enrolled_at", "email", "-email", "status", "-next_action_at"])
+def test_pages_cover_every_enrollment_once_in_order(api, sort):
+    instance = factories.instance(api)
+    factories.enroll(api, instance["id"], 23)
+    everything = api.get(f"/instances/{instance['id']}/enrollments?sort={sort}&limit=100").get_json()["data"]
+    pages = [
+        api.get(f"/instances/{instance['id']}/enrollments?sort={sort}&limit=10&page={page}").get_json()["data"]
+        for page in (1, 2, 3, 4)
+    ]
+    assert [len(p) for p in pages] == [10, 10, 3, 0]
+    assert [e["id"] for p in pages for e in p] == [e["id"] for e in everything]
+    assert len({e["id"] for e in everything}) == 23
+    if "email" in sort:
+        emails = [e["contact"]["email"] for e in everything]
+        assert emails == sorted(emails, reverse=sort.startswith("-"))
 
 
 def test_a_completed_campaign_takes_no_enrollments(api):

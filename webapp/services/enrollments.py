@@ -295,15 +295,21 @@ def list_enrollments(
     descending = sort.startswith("-")
     # The id tie-break follows the sort direction, so one index serves both directions.
     order = (column.desc(), CampaignEnrollment.id.desc()) if descending else (column.asc(), CampaignEnrollment.id)
-    query = (
-        sa.select(CampaignEnrollment)
-        .join(Contact, Contact.id == CampaignEnrollment.contact_id)
-        .options(contains_eager(CampaignEnrollment.contact))
-        .where(*conditions)
-        .order_by(*order)
-        .limit(limit)
-        .offset((page - 1) * limit)
-    )
+    offset = (page - 1) * limit
+    joined = sa.select(CampaignEnrollment).join(Contact, Contact.id == CampaignEnrollment.contact_id)
+    if column.class_ is Contact:
+        # An address is unique in the workspace and enrolled once per campaign, so it needs no
+        # tie-break, and the (workspace_id, email) index can give the order without a sort.
+        order = order[:1]
+        conditions.append(Contact.workspace_id == workspace.id)
+    if search or column.class_ is Contact:
+        query = joined.where(*conditions).limit(limit).offset(offset)
+    else:
+        # The page's ids first, from the enrollments' index alone; contacts are joined for those
+        # rows only (a deep page would otherwise join every row it skips).
+        ids = sa.select(CampaignEnrollment.id).where(*conditions).order_by(*order).limit(limit).offset(offset)
+        query = joined.where(CampaignEnrollment.id.in_(ids.scalar_subquery()))
+    query = query.options(contains_eager(CampaignEnrollment.contact)).order_by(*order)
     return list(db.session.scalars(query)), total
 
 

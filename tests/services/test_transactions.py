@@ -1,5 +1,6 @@
 """Every service call is all-or-nothing: a failure in its second half leaves nothing of the first."""
 
+import random
 import threading
 import uuid
 
@@ -133,6 +134,57 @@ def test_concurrent_bulk_enrollments_of_the_same_contacts_enroll_each_once(app, 
     with app.app_context():
         assert _count(CampaignEnrollment) == 500
         assert _count(Contact) == 500
+
+
+@pytest.mark.postgres
+def test_concurrent_event_batches_store_each_event_once_and_count_it_once(app, api, owner):
+    """Three providers' retries overlap: the same 100 events in three orders, plus 200 of each's
+    own, on the same enrollments and days. All three succeed; each event is stored and counted once."""
+    instance = factories.instance(api, status="active")
+    factories.enroll(api, instance["id"], 20)
+    listed = api.get(f"/instances/{instance['id']}/enrollments?limit=100").get_json()["data"]
+    enrollment_ids = [uuid.UUID(e["id"]) for e in listed]
+    kinds = ("delivered", "opened", "clicked", "opened")
+
+    def event(name: str, n: int) -> EventIn:
+        return EventIn.model_validate(
+            {
+                "provider_event_id": name,
+                "type": kinds[n % len(kinds)],
+                "enrollment_id": str(enrollment_ids[n % len(enrollment_ids)]),
+                "occurred_at": f"2026-11-2{n % 3}T10:00:00Z",
+            }
+        )
+
+    shared = [event(f"shared-{n}", n) for n in range(100)]
+    batches = []
+    for i in range(3):
+        batch = shared + [event(f"own-{i}-{n}", n) for n in range(200)]
+        random.Random(i).shuffle(batch)
+        batches.append(batch)
+    barrier = threading.Barrier(3)
+    results, errors = [], []
+
+    def ingest(batch):
+        with app.app_context():
+            barrier.wait()
+            try:
+                results.append(events.ingest_events(owner.workspace, batch, provider="sendgrid"))
+            except Exception as exc:
+                errors.append(exc)
+
+    threads = [threading.Thread(target=ingest, args=(batch,)) for batch in batches]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    stored = {e.provider_event_id for batch in batches for e in batch}
+    assert sum(r.stored for r in results) == len(stored)
+    with app.app_context():
+        assert _count(CampaignEvent) == len(stored)
+        raw_types = EventRollup.type.in_(kinds)
+        assert db.session.scalar(sa.select(sa.func.sum(EventRollup.n)).where(raw_types)) == len(stored)
 
 
 def test_provider_text_with_nul_characters_is_stored_without_them(app, api, owner):

@@ -202,8 +202,9 @@ def _bad_step(step_id) -> str:
 # way to send 1,000 rows of mixed types); each row's enrollment and step are checked against the
 # workspace and the campaign; the rows that the INSERT returns feed the first-event and rollup
 # upserts (the same counting as _update_rollups). The statement answers with the count, the new
-# stopping events and the refused rows. Rows go in in their order, so the first of two with the
-# same provider event id wins, and upserts in key order, so concurrent batches lock alike.
+# stopping events and the refused rows. Rows and upserts go in key order, so that concurrent
+# batches take their locks in the same order (no deadlocks); of two rows with one provider event
+# id, the first in the batch wins.
 _EVENT_COLUMNS = {
     "workspace_id": "uuid",
     "enrollment_id": "uuid",
@@ -227,7 +228,8 @@ WITH src AS (
     LEFT JOIN sequence_steps AS s ON s.id = t.step_id AND s.template_id = i.template_id
 ), ins AS (
     INSERT INTO campaign_events (id, {", ".join(_INSERTED)}, created_at)
-    SELECT gen_random_uuid(), {", ".join(_INSERTED)}, %(now)s FROM src WHERE known AND step_ok ORDER BY position
+    SELECT gen_random_uuid(), {", ".join(_INSERTED)}, %(now)s FROM src WHERE known AND step_ok
+    ORDER BY provider_event_id, position
     ON CONFLICT (workspace_id, provider, provider_event_id) DO NOTHING
     RETURNING instance_id, enrollment_id, step_id, type, occurred_at, metadata
 ), candidates AS (

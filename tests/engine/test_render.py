@@ -1,6 +1,8 @@
 from html.parser import HTMLParser
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from jinja2.exceptions import SecurityError
 
 from webapp.engine import render
@@ -367,7 +369,7 @@ class TestRenderMessage:
             validate_template("{{title}}" * 2_001)
 
     def test_the_sandbox_refuses_operators_even_if_validation_were_bypassed(self):
-        for mode in ("text", "markdown"):
+        for mode in ("text", "slots"):
             env = render._ENVIRONMENTS[mode]
             assert env.globals == {}
             assert set(env.filters) == render.FILTERS
@@ -376,6 +378,174 @@ class TestRenderMessage:
             with pytest.raises(SecurityError):
                 env.from_string("{{ 'a' * 100000000 }}").render()
             assert env.from_string("{{ custom.__class__ }}").render(custom={}) == ""
+
+
+class _Content(HTMLParser):
+    def __init__(self):
+        super().__init__()
+        self.text: list[str] = []
+        self.attributes: list[tuple[str, str, str]] = []
+
+    def handle_starttag(self, tag, attrs):
+        self.attributes += [(tag, name, value) for name, value in attrs]
+
+    def handle_data(self, data):
+        self.text.append(data)
+
+
+def content(html: str) -> _Content:
+    parser = _Content()
+    parser.feed(html)
+    return parser
+
+
+def per_contact_html(body: str, context: dict) -> str:
+    """The HTML part as it was made before the per-step layout: every value escaped as Markdown into
+    the merged source, and that source rendered and sanitized for this one contact."""
+    values = render._prepare(context)
+    merged = render._render_slots(body, values)
+    source = render._SLOT.sub(
+        lambda m: render._escape_markdown(" ".join(merged.outputs[int(m.group(1))].splitlines())), merged.skeleton
+    )
+    return render._markdown_to_html(source)
+
+
+# Bodies with values in text, emphasis, link text, link and image URLs, alt and title text.
+LAYOUT_BODIES = [
+    "Hi {{ first_name }},\n\nHow is **{{ company }}**?",
+    "[Book a call]({{ custom.calendar }}) or [our site](https://example.org/{{ custom.path }}?ref={{ first_name }})",
+    '![{{ company }}](https://img.example/{{ custom.path }}.png "{{ title }}")',
+    '[{{ first_name }}](https://example.org "{{ company }} & co")\n\n> {{ title }}\n\n- {{ company }}',
+    "# {{ company }}\n\n{{ first_name }} {{ last_name }}\nsecond line",
+]
+
+
+class TestHtmlPerStep:
+    """The HTML part: the Markdown is rendered once per step (per distinct body), and each contact's
+    values go into that HTML afterwards, escaped; the result is what rendering each contact's
+    Markdown gave, and a value never becomes markup."""
+
+    def test_the_markdown_is_rendered_once_for_contacts_with_different_values(self):
+        render._layout.cache_clear()
+        body = "Hi **{{ first_name }}**, [book]({{ custom.calendar }})"
+        ada = render_message("s", body, {**ADA, "custom": {"calendar": "https://cal.example/ada"}})
+        bob = render_message(
+            "s",
+            body,
+            {
+                **ADA,
+                "first_name": "Bob",
+                "unsubscribe_url": "https://drumbeat.test/u/bob",
+                "custom": {"calendar": "https://cal.example/bob"},
+            },
+        )
+        assert (render._layout.cache_info().misses, render._layout.cache_info().hits) == (1, 1)
+        assert "<strong>Ada</strong>" in ada.html and "Bob" not in ada.html
+        assert "<strong>Bob</strong>" in bob.html and "Ada" not in bob.html
+        assert 'href="https://cal.example/ada"' in ada.html and 'href="https://cal.example/bob"' in bob.html
+        assert UNSUBSCRIBE in ada.html and UNSUBSCRIBE not in bob.html
+        assert "https://drumbeat.test/u/bob" in bob.html
+
+    @pytest.mark.parametrize("body", LAYOUT_BODIES)
+    def test_it_gives_what_rendering_each_contact_gave(self, body):
+        urls = {"calendar": "https://cal.example/ada", "path": "ada"}
+        contexts = [
+            {**ADA, "custom": urls},
+            {**ADA, "first_name": "Zoë", "company": "Ünïcode 株式会社", "title": "CTO", "custom": urls},
+            {
+                **ADA,
+                "company": "O'Brien & Sons <Ltd>",
+                "title": 'say "hi"',
+                "custom": {**urls, "path": "a/b?c=d&e=(f)"},
+            },
+            {**ADA, "company": "Acme*Corp", "custom": {"calendar": "https://bücher.example/x y", "path": "100%"}},
+            {**ADA, "custom": {"calendar": "javascript:alert(1)", "path": "x"}},
+            {**ADA, "custom": {"calendar": "mailto:ada@example.com", "path": "é"}},
+        ]
+        for context in contexts:
+            assert render_message("s", body, context).html == per_contact_html(
+                render._with_footer(body, render.DEFAULT_UNSUBSCRIBE_FOOTER), context
+            )
+
+    @given(
+        st.sampled_from(LAYOUT_BODIES),
+        st.lists(
+            st.text(alphabet=st.characters(codec="utf-8", exclude_categories=("Cs",)), min_size=1, max_size=12),
+            min_size=5,
+            max_size=5,
+        ),
+    )
+    @settings(max_examples=300, deadline=None)
+    def test_it_gives_what_rendering_each_contact_gave_for_any_word_like_value(self, body, words):
+        # Values that begin and end with a letter or digit, as names, companies and URLs do.
+        first, company, title, calendar, path = ("a" + word + "z" for word in words)
+        context = {**ADA, "first_name": first, "company": company, "title": title}
+        context["custom"] = {"calendar": calendar, "path": path}
+        html = render_message("s", body, context, unsubscribe_footer=None).html
+        assert html == per_contact_html(body, context)
+
+    @pytest.mark.parametrize(
+        "value",
+        ["*x*", "**bold**", "[a](https://evil.example)", "<b onclick='x()'>b</b>", 'a & b < c > "d"', "`code`", "\\*"],
+    )
+    def test_a_value_is_text_wherever_it_goes(self, value):
+        body = (
+            "{{ company }}\n\n*{{ company }}* [{{ company }}](https://example.org) "
+            '![{{ company }}](https://example.org/i.png "{{ company }}")'
+        )
+        message = render_message("s", body, {**ADA, "company": value}, unsubscribe_footer=None)
+        assert [tag for tag, _ in elements(message.html)] == ["p", "p", "em", "a", "img"]
+        parsed = content(message.html)
+        assert [text for text in parsed.text if text.strip()] == [value, value, value]
+        assert ("img", "alt", value) in parsed.attributes and ("img", "title", value) in parsed.attributes
+
+    def test_a_value_never_starts_a_list_or_changes_the_authors_emphasis(self):
+        context = {**ADA, "company": "!Acme!", "custom": {"employees": 42}}
+        message = render_message("s", "{{ custom.employees }}. staff\n\nat*{{ company }}*now", context)
+        # Rendered contact by contact, "42. staff" was a list starting at 42 and the emphasis depended
+        # on the value's first and last characters.
+        assert "<p>42. staff</p>" in message.html
+        assert "<p>at<em>!Acme!</em>now</p>" in message.html
+
+    @pytest.mark.parametrize(
+        ("calendar", "link"),
+        [
+            ("javascript:alert(1)", None),
+            ("https://cal.example/a b", None),
+            ("https://bücher.example/ada", "https://xn--bcher-kva.example/ada"),
+            ("https://cal.example/100%", "https://cal.example/100%25"),
+        ],
+    )
+    def test_a_url_value_is_checked_and_normalized_for_each_contact(self, calendar, link):
+        message = render_message("s", "[Book]({{ custom.calendar }})", {**ADA, "custom": {"calendar": calendar}})
+        hrefs = [value for tag, name, value in content(message.html).attributes if name == "href"]
+        assert hrefs == ([link] if link else []) + [UNSUBSCRIBE]
+
+    @pytest.mark.parametrize(
+        "body",
+        [
+            "`{{ company }}`",
+            "    {{ company }}",
+            "```{{ company }}\ncode\n```",
+            "<https://example.org/{{ company }}>",
+            "[see][ref]\n\n[ref]: https://example.org/{{ company }}",
+        ],
+    )
+    def test_where_a_value_cannot_be_put_in_afterwards_each_contact_is_rendered(self, body):
+        context = {**ADA, "company": "*Acme* <b>"}
+        message = render_message("s", body, context, unsubscribe_footer=None)
+        assert render._layout(render._render_slots(body, render._prepare(context)).skeleton) is None
+        assert message.html == per_contact_html(body, context)
+        assert "<b>" not in message.html and "<em>" not in message.html
+
+    @given(st.from_regex(render._PLAIN_URL, fullmatch=True))
+    @settings(max_examples=500, deadline=None)
+    def test_plain_urls_are_what_markdown_it_normalizes_them_to(self, url):
+        assert render._MARKDOWN.normalizeLink(url) == url
+
+    def test_a_template_cannot_print_a_slot_of_its_own(self):
+        with pytest.raises(RenderError, match="reserved"):
+            render_message("s", render._slot(0) + " {{ first_name }}", ADA)
 
 
 class TestPreview:

@@ -17,9 +17,15 @@ A contact value that is missing, ``None`` or blank is *unresolved*: ``{{ first_n
 `render_message` raise `UnresolvedVariable` (the worker stops that one send instead of mailing
 "Hi ,"), while ``default(...)`` supplies a fallback and ``{% if first_name %}`` is simply false.
 
-The body is Markdown. The plain-text part is the merged Markdown source; the HTML part is the same
-template merged with values escaped *as Markdown* (so a contact value cannot add links or markup),
-rendered by markdown-it-py with raw HTML off, then sanitized by nh3 with an email-safe allowlist.
+The body is Markdown. The plain-text part is the merged Markdown source. For the HTML part the body is
+merged with a placeholder in place of every value; that Markdown is rendered by markdown-it-py with raw
+HTML off, once per distinct result (so once per step, not once per contact: `_layout` caches it), and
+each contact's values are put into the HTML afterwards: HTML-escaped in text, alt and title, and in
+link and image URLs normalized and checked exactly as markdown-it does it. A value is data, never
+markup: it cannot add links, emphasis, lists or tags, nor change how the author's Markdown is read.
+Then nh3 sanitizes every message with an email-safe allowlist. What the placeholders cannot stand for
+exactly (a value in code, in an autolink, a URL value with spaces...) is rendered as before: the values
+escaped *as Markdown* into the source, one contact at a time.
 """
 
 import difflib
@@ -27,7 +33,7 @@ import functools
 import html as html_lib
 import re
 import secrets
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 import nh3
@@ -37,6 +43,7 @@ from jinja2.filters import do_capitalize, do_default, do_lower, do_title, do_tri
 from jinja2.runtime import Context
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 from markdown_it import MarkdownIt
+from markdown_it.common.utils import escapeHtml
 
 VARIABLES = frozenset(
     {
@@ -191,14 +198,11 @@ def render_message(
     body = _with_footer(body, unsubscribe_footer)
     values = _prepare(context)
     subject_out, missing = _render(subject, "text", values)
-    text_out, missing = _render(body, "text", values, missing)
+    merged = _render_slots(body, values, missing)
     if missing:
         raise UnresolvedVariable(missing)
-    html_out = None
-    if html:
-        markdown_source, _ = _render(body, "markdown", values)
-        html_out = _markdown_to_html(markdown_source)
-    return RenderedMessage(subject=subject_out, text=text_out, html=html_out)
+    html_out = _body_html(merged.skeleton, merged.outputs) if html else None
+    return RenderedMessage(subject=subject_out, text=merged.text(), html=html_out)
 
 
 def preview(
@@ -213,23 +217,21 @@ def preview(
     body = _with_footer(body, unsubscribe_footer)
     values = _prepare(context)
     subject_out, missing = _render(subject, "text", values, marker=_source_marker)
-    text_out, missing = _render(body, "text", values, missing, marker=_source_marker)
-
+    merged = _render_slots(body, values, missing, marker=_source_marker)
+    # In the HTML an unresolved field is a token of letters and digits between private-use characters
+    # (inert text in Markdown and HTML), turned into a mark after sanitizing; the nonce makes it unforgeable.
     nonce = secrets.token_hex(6)
-    names: list[str] = []
-
-    def placeholder(name: str) -> str:
-        names.append(name)
-        # Letters and digits only between private-use characters: Markdown leaves it alone.
-        return f"\ue000{nonce}{len(names) - 1}\ue001"
-
-    markdown_source, _ = _render(body, "markdown", values, marker=placeholder)
+    html_values = list(merged.outputs)
+    for number, index in enumerate(merged.unresolved):
+        html_values[index] = f"\ue000{nonce}{number}\ue001"
     html_out = re.sub(
         f"\ue000{nonce}(\\d+)\ue001",
-        lambda m: f'<mark class="unresolved">{html_lib.escape(_source_marker(names[int(m.group(1))]))}</mark>',
-        _markdown_to_html(markdown_source),
+        lambda m: (
+            f'<mark class="unresolved">{html_lib.escape(merged.outputs[merged.unresolved[int(m.group(1))]])}</mark>'
+        ),
+        _body_html(merged.skeleton, html_values),
     )
-    return Preview(subject=subject_out, text=text_out, html=html_out, unresolved=tuple(missing))
+    return Preview(subject=subject_out, text=merged.text(), html=html_out, unresolved=tuple(missing))
 
 
 def build_context(contact, *, sender_name: str | None = None, unsubscribe_url: str | None = None) -> dict:
@@ -319,11 +321,16 @@ def _make_environment(finalize: Callable) -> _Environment:
 
 
 class _State:
-    __slots__ = ("marker", "missing")
+    __slots__ = ("marker", "missing", "output_chars", "outputs", "slot_chars", "unresolved")
 
     def __init__(self, missing: list[str], marker: Callable[[str], str]):
         self.missing = missing
         self.marker = marker
+        # "slots" mode: what each {{ ... }} printed, in order; which of them were unresolved; sizes.
+        self.outputs: list[str] = []
+        self.unresolved: list[int] = []
+        self.output_chars = 0
+        self.slot_chars = 0
 
 
 def _output(context: Context, value) -> str:
@@ -349,16 +356,45 @@ def _finalize_text(context: Context, value) -> str:
 
 
 @pass_context
-def _finalize_markdown(context: Context, value) -> str:
-    if isinstance(value, Undefined):
-        return _output(context, value)
+def _finalize_slots(context: Context, value) -> str:
+    """Print a slot instead of the value; the value goes to the render state (see `_render_slots`)."""
+    state: _State | None = context.get(_STATE_KEY)
     text = _output(context, value)
-    # Values are data, not Markdown: one line, every punctuation character literal.
-    return _MARKDOWN_PUNCTUATION.sub(r"\\\1", " ".join(text.splitlines()))
+    if state is None:
+        return text
+    if isinstance(value, Undefined) and value._undefined_name is not None:
+        state.unresolved.append(len(state.outputs))
+    slot = _slot(len(state.outputs))
+    state.outputs.append(text)
+    state.output_chars += len(text)
+    state.slot_chars += len(slot)
+    return slot
 
 
-_ENVIRONMENTS = {"text": _make_environment(_finalize_text), "markdown": _make_environment(_finalize_markdown)}
+_ENVIRONMENTS = {"text": _make_environment(_finalize_text), "slots": _make_environment(_finalize_slots)}
+# A slot stands for the n-th printed value. Letters and digits only, so Markdown reads it as a word
+# (and keeps it intact in URLs); the per-process nonce keeps authors and contacts from writing one.
+_SLOT_PREFIX = "dbv" + secrets.token_hex(8)
+_SLOT = re.compile(_SLOT_PREFIX + r"(\d+)x")
+
+
+def _slot(index: int) -> str:
+    return f"{_SLOT_PREFIX}{index}x"
+
+
+class _SlotMarkdown(MarkdownIt):
+    """markdown-it that keeps a link or image URL holding a slot as written (unescaped, not yet
+    normalized or validated): `_fill` does both for each contact once the values are in."""
+
+    def normalizeLink(self, url: str) -> str:
+        return url if _SLOT_PREFIX in url else super().normalizeLink(url)
+
+    def validateLink(self, url: str) -> bool:
+        return True if _SLOT_PREFIX in url else super().validateLink(url)
+
+
 _MARKDOWN = MarkdownIt("commonmark", {"html": False, "breaks": True})
+_SLOT_MARKDOWN = _SlotMarkdown("commonmark", {"html": False, "breaks": True})
 _ALLOWED_TAGS = {
     "a",
     "b",
@@ -389,14 +425,21 @@ _ALLOWED_ATTRIBUTES = {"a": {"href", "title"}, "img": {"src", "alt", "title", "w
 
 
 def _markdown_to_html(source: str) -> str:
-    return nh3.clean(
-        _MARKDOWN.render(source),
-        tags=_ALLOWED_TAGS,
-        attributes=_ALLOWED_ATTRIBUTES,
-        url_schemes={"http", "https", "mailto"},
-        link_rel="noopener noreferrer",
-        strip_comments=True,
-    )
+    return _sanitize(_MARKDOWN.render(source))
+
+
+# Built once: nh3.clean() would rebuild the same sanitizer (and convert these sets) on every call.
+_SANITIZER = nh3.Cleaner(
+    tags=_ALLOWED_TAGS,
+    attributes=_ALLOWED_ATTRIBUTES,
+    url_schemes={"http", "https", "mailto"},
+    link_rel="noopener noreferrer",
+    strip_comments=True,
+)
+
+
+def _sanitize(html: str) -> str:
+    return _SANITIZER.clean(html)
 
 
 def _with_footer(body: str, footer: str | None) -> str:
@@ -417,6 +460,36 @@ def _render(
     source: str, mode: str, values: dict, missing: list[str] | None = None, *, marker: Callable[[str], str] = _discard
 ) -> tuple[str, list[str]]:
     """Render `source` in `mode`; returns the output and the unresolved names (appended to `missing`)."""
+    output, state = _generate(source, mode, values, missing, marker)
+    return output, state.missing
+
+
+@dataclass(frozen=True)
+class _Merged:
+    """A body rendered in "slots" mode: the skeleton has `_slot(i)` where the i-th value was printed."""
+
+    skeleton: str
+    outputs: tuple[str, ...]
+    unresolved: tuple[int, ...]  # indexes into outputs
+
+    def text(self) -> str:
+        return _SLOT.sub(lambda m: self.outputs[int(m.group(1))], self.skeleton)
+
+
+def _render_slots(
+    source: str, values: dict, missing: list[str] | None = None, *, marker: Callable[[str], str] = _discard
+) -> _Merged:
+    """Render `source` with a slot for every printed value (appending unresolved names to `missing`)."""
+    skeleton, state = _generate(source, "slots", values, missing, marker)
+    if skeleton.count(_SLOT_PREFIX) != len(state.outputs):
+        # Only a template holding this process's secret nonce could get here.
+        raise RenderError("could not render: the template contains a reserved sequence")
+    return _Merged(skeleton, tuple(state.outputs), tuple(state.unresolved))
+
+
+def _generate(
+    source: str, mode: str, values: dict, missing: list[str] | None, marker: Callable[[str], str]
+) -> tuple[str, _State]:
     template = _compiled(source, mode)
     state = _State([] if missing is None else missing, marker)
     chunks: list[str] = []
@@ -424,14 +497,133 @@ def _render(
     try:
         for chunk in template.generate({**values, _STATE_KEY: state}):
             size += len(chunk)
-            if size > MAX_OUTPUT_CHARS:
+            # The size of the merged text: in "slots" mode the values count, not their slots.
+            if size - state.slot_chars + state.output_chars > MAX_OUTPUT_CHARS:
                 raise RenderError(f"the rendered text is larger than {MAX_OUTPUT_CHARS // 1024 // 1024} MB")
             chunks.append(chunk)
     except TemplateError:
         raise
     except Exception as exc:  # a valid template failing on this data, e.g. '<' between text and a number
         raise RenderError(f"could not render: {exc}") from None
-    return "".join(chunks), state.missing
+    return "".join(chunks), state
+
+
+def _escape_markdown(value: str) -> str:
+    """A one-line value as Markdown source that reads as exactly that text."""
+    return _MARKDOWN_PUNCTUATION.sub(r"\\\1", value)
+
+
+def _body_html(skeleton: str, outputs: Sequence[str]) -> str:
+    """The sanitized HTML of a body rendered in slots mode, with `outputs` as its values.
+
+    Values are one line (line breaks become spaces). A value with no space at either end stays a slot
+    in the Markdown, which is rendered once per distinct skeleton (`_layout`) and filled in afterwards
+    (`_fill`); other values (blank ones, padded defaults) are escaped into the Markdown, as are all of
+    them when the layout cannot stand for this contact exactly (see `_layout` and `_fill`).
+    """
+    values = [" ".join(output.splitlines()) for output in outputs]
+
+    def slot_or_escaped(m: re.Match) -> str:
+        value = values[int(m.group(1))]
+        return m.group(0) if value and not value[0].isspace() and not value[-1].isspace() else _escape_markdown(value)
+
+    source = _SLOT.sub(slot_or_escaped, skeleton)
+    layout = _layout(source) if len(source) <= _MAX_LAYOUT_CHARS else None
+    html = _fill(layout, values) if layout is not None else None
+    if html is not None:
+        return _sanitize(html)
+    source = _SLOT.sub(lambda m: _escape_markdown(values[int(m.group(1))]), skeleton)
+    if len(source) > MAX_OUTPUT_CHARS:
+        raise RenderError(f"the rendered text is larger than {MAX_OUTPUT_CHARS // 1024 // 1024} MB")
+    return _markdown_to_html(source)
+
+
+# Pieces of a layout: literal HTML, a value in text (or alt/title), a URL holding values.
+_LITERAL, _TEXT, _URL = 0, 1, 2
+_MAX_LAYOUT_CHARS = 4 * MAX_TEMPLATE_BYTES
+# markdown-it escapes '"' in text and attribute values, so `href="` only ever starts an attribute.
+_LAYOUT_HOLE = re.compile(rf'\b((?:href|src)=")([^"]*{_SLOT_PREFIX}[^"]*)"|{_SLOT_PREFIX}(\d+)x')
+# A value with one of these in a link destination would end it (or the link) early.
+_ENDS_DESTINATION = re.compile(r"[\x00-\x20\x7f]")
+# URLs that markdown-it's normalizeLink returns unchanged: http(s), an ASCII host name or address,
+# and only characters it never escapes (no '%', no '@').
+_PLAIN_URL = re.compile(r"https?://[A-Za-z0-9.-]+(?::[0-9]{1,5})?(?:/[A-Za-z0-9;/?:&=+$,\-_.!~*'()#]*)?")
+# Where a slot may stand for a value: in text, and in these attributes.
+_SLOT_ATTRIBUTES = frozenset({"href", "src", "title"})
+_SLOT_TOKENS = frozenset({"inline", "text", "image"})
+
+
+@functools.lru_cache(maxsize=128)
+def _layout(source: str) -> tuple[tuple[int, object], ...] | None:
+    """The HTML of Markdown `source` (with slots) as literal pieces and holes, or None when a slot sits
+    where a value would be read differently from a word (code, an autolink, a code block's info...)."""
+    env: dict = {}
+    tokens = _SLOT_MARKDOWN.parse(source, env)
+    # A reference definition is checked where it is written, even when no link uses it.
+    if _SLOT_PREFIX.upper() in str(env.get("references", "")).upper():
+        return None
+    stack = list(tokens)
+    while stack:
+        token = stack.pop()
+        if _SLOT_PREFIX in token.content and token.type not in _SLOT_TOKENS:
+            return None
+        if _SLOT_PREFIX in token.info or any(
+            _SLOT_PREFIX in str(value) and name not in _SLOT_ATTRIBUTES for name, value in token.attrs.items()
+        ):
+            return None
+        if token.markup == "autolink" and _SLOT_PREFIX in str(token.attrs.get("href", "")):
+            return None
+        stack.extend(token.children or ())
+    html = _SLOT_MARKDOWN.renderer.render(tokens, _SLOT_MARKDOWN.options, env)
+    pieces: list[tuple[int, object]] = []
+    start = 0
+    for m in _LAYOUT_HOLE.finditer(html):
+        if m.group(3) is not None:
+            pieces += [(_LITERAL, html[start : m.start()]), (_TEXT, int(m.group(3)))]
+        else:
+            # The URL as markdown-it read it (`_SlotMarkdown` left it unnormalized); it escaped it for HTML.
+            pieces += [(_LITERAL, html[start : m.start()] + m.group(1)), (_URL, html_lib.unescape(m.group(2)))]
+            pieces.append((_LITERAL, '"'))
+        start = m.end()
+    pieces.append((_LITERAL, html[start:]))
+    return tuple(pieces)
+
+
+def _fill(layout: tuple[tuple[int, object], ...], values: list[str]) -> str | None:
+    """The layout's HTML with `values` in (before sanitizing), as markdown-it would have written it with
+    the values in the source; None when a URL would not be the same link (see `_fill_url`)."""
+    out = []
+    for kind, piece in layout:
+        if kind == _LITERAL:
+            out.append(piece)
+        elif kind == _TEXT:
+            out.append(escapeHtml(values[piece].replace("\0", "\ufffd")))
+        else:
+            url = _fill_url(piece, values)
+            if url is None:
+                return None
+            out.append(escapeHtml(url))
+    return "".join(out)
+
+
+def _fill_url(raw: str, values: list[str]) -> str | None:
+    """The link or image URL `raw` with its values in, normalized as markdown-it does; None when a value
+    would have ended the destination or markdown-it would refuse the URL (the text is then no link)."""
+    ends = False
+
+    def value(m: re.Match) -> str:
+        nonlocal ends
+        text = values[int(m.group(1))]
+        ends = ends or _ENDS_DESTINATION.search(text) is not None
+        return text
+
+    url = _SLOT.sub(value, raw)
+    # Most URLs (an unsubscribe link, say) are already what normalizeLink would make of them.
+    if not _PLAIN_URL.fullmatch(url):
+        url = _MARKDOWN.normalizeLink(url)
+    if ends or not _MARKDOWN.validateLink(url):
+        return None
+    return url
 
 
 @functools.lru_cache(maxsize=256)

@@ -1,15 +1,20 @@
 import email
 import logging
 import re
+import smtplib
 import time
 from datetime import UTC, datetime
 from email import policy
+from email.header import Header
 
 import pytest
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult
+from hypothesis import assume, given, settings
+from hypothesis import strategies as st
 
 from tests.smtp_sink import Sink  # noqa: F401 (the fixtures come from the tests.smtp_sink plugin)
+from webapp.engine import mailer
 from webapp.engine.mailer import (
     AmbiguousSendError,
     HeaderInjection,
@@ -149,6 +154,21 @@ class TestBuildMessage:
         assert max(len(line) for line in data.split(b"\r\n")) <= 78
         text = parse(data).get_body(("plain",)).get_content()
         assert text == "a" * 5000 + "\r\n.\r\nend\r\nmore\r\nlast"
+
+    @given(st.binary(max_size=40).map(lambda b: bytes(b"\r\n.a"[x % 4] for x in b)))
+    @settings(max_examples=500, deadline=None)
+    def test_line_endings_and_dot_stuffing_match_their_definition(self, data):
+        crlf = re.sub(rb"\r\n|\r|\n", b"\r\n", data)
+        assert mailer._crlf(data) == crlf
+        stuffed = re.sub(rb"(?m)^\.", b"..", crlf)
+        stuffed += b"" if stuffed.endswith(b"\r\n") else b"\r\n"
+        assert mailer._dot_stuffed(data) == stuffed + b".\r\n"
+
+    @given(st.text(alphabet=st.characters(min_codepoint=32, max_codepoint=126), max_size=90))
+    @settings(max_examples=500, deadline=None)
+    def test_a_short_ascii_subject_is_written_as_the_email_package_folds_it(self, subject):
+        folded = Header(subject, "us-ascii", header_name="Subject").encode(linesep="\r\n", maxlinelen=78)
+        assert mailer._encode_text("Subject", subject) == folded
 
     def test_a_lone_surrogate_in_a_body_does_not_break_the_build(self):
         assert parse(message(text="x\ud800y")).get_body(("plain",)).get_content() == "x?y"
@@ -439,6 +459,24 @@ class TestSmtpTransport:
     def test_the_null_sender_is_allowed(self, transport, sink):
         transport.send("", "ada@example.com", message())
         assert sink.received[0][1] == "<>"
+
+    def test_the_envelope_addresses_go_out_as_checked(self, transport, sink):
+        transport.send("O'Brien+Bounce@Drumbeat.TEST", ["a.b-c+d=e/f?g@Example.com"], message())
+        [(_, mail_from, rcpt_tos, _)] = sink.received
+        assert (mail_from, rcpt_tos) == ("O'Brien+Bounce@drumbeat.test", ["a.b-c+d=e/f?g@example.com"])
+
+    @given(
+        st.from_regex(r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]{1,20}(\.[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]{1,5})?", fullmatch=True)
+    )
+    @settings(max_examples=300, deadline=None)
+    def test_a_checked_address_needs_no_quoting_on_the_wire(self, local):
+        # The transport sends MAIL FROM and RCPT TO as <address> itself; smtplib would parse and
+        # quote it first, to the same result for every address that `_address` accepts.
+        try:
+            address = mailer._address(f"{local}@example.com")
+        except InvalidAddress:
+            assume(False)
+        assert smtplib.quoteaddr(address) == f"<{address}>"
 
     def test_close_is_idempotent(self, transport):
         transport.send("bounces@drumbeat.test", "ada@example.com", message())

@@ -81,6 +81,14 @@ class TestTokens:
         with pytest.raises(BadToken):
             read_token("open", token, SECRET)
 
+    def test_the_signer_is_reused_per_kind_and_secret_only(self):
+        listed = make_token("open", {"d": DELIVERY}, ["old-secret", "new-secret"])
+        assert make_token("open", {"d": DELIVERY}, ("old-secret", "new-secret")) == listed
+        assert make_token("open", {"d": DELIVERY}, "new-secret") == listed  # the newest secret signs
+        assert make_token("open", {"d": DELIVERY}, "old-secret") != listed
+        assert make_token("click", {"d": DELIVERY, "u": "https://x.example"}, "new-secret") != listed
+        assert read_token("open", listed, ["new-secret"]) == {"d": DELIVERY}
+
     def test_secrets_can_be_rotated(self):
         old_token = make_token("open", {"d": DELIVERY}, "old-secret")
         new_token = make_token("open", {"d": DELIVERY}, ["old-secret", "new-secret"])

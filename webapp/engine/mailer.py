@@ -17,6 +17,7 @@ Transports share one interface, ``send(envelope_from, recipients, message_bytes,
 """
 
 import binascii
+import functools
 import logging
 import re
 import secrets
@@ -62,8 +63,6 @@ _MESSAGE_ID = re.compile(r"<[A-Za-z0-9!#$%&'*+/=?^_`{|}~.-]{1,128}@[A-Za-z0-9.-]
 _ID_PART = re.compile(r"[A-Za-z0-9._-]{1,128}")
 _URL = re.compile(r"(?i:https?)://[!-~]+")
 _NAMED_ADDRESS = re.compile(r"\s*(.*?)\s*<([^<>]*)>\s*")
-_LINE_ENDINGS = re.compile(rb"\r\n|\r|\n")
-_LEADING_DOT = re.compile(rb"(?m)^\.")
 
 
 class MessageError(ValueError):
@@ -198,7 +197,7 @@ def build_message(
         "From: " + _format_address(from_name, from_address),
         "To: " + _format_address(to_name, to_address),
         "Subject: " + _encode_text("Subject", subject),
-        "Date: " + format_datetime(when, usegmt=True),
+        "Date: " + _date_header(when.replace(microsecond=0)),
         "Message-ID: " + message_id,
         "MIME-Version: 1.0",
         "List-Unsubscribe: "
@@ -398,7 +397,8 @@ class SmtpTransport:
             reused = self._conn is not None
             conn = self._connection()
             try:
-                code, reply = conn.mail(sender)
+                # What conn.mail() sends, without its address parsing: `_envelope` checked the address.
+                code, reply = conn.docmd("mail", f"from:<{sender}>")
             except OSError as exc:
                 self._discard()
                 if reused and attempt == 1:
@@ -418,7 +418,7 @@ class SmtpTransport:
         refused: dict[str, tuple[int, str]] = {}
         for rcpt in rcpts:
             try:
-                code, reply = conn.rcpt(rcpt)
+                code, reply = conn.docmd("rcpt", f"to:<{rcpt}>")
             except OSError as exc:
                 self._discard()
                 raise TransientSendError(None, f"connection lost at RCPT TO: {exc}", stage="rcpt") from None
@@ -470,7 +470,10 @@ class SmtpTransport:
 
     def _open(self) -> smtplib.SMTP:
         where = f"{self.host}:{self.port}"
-        context = self._ssl_context or ssl.create_default_context()
+        if self._ssl_context is None and self.security != "none":
+            # Made once, when TLS is used: loading the system's certificates takes tens of milliseconds.
+            self._ssl_context = ssl.create_default_context()
+        context = self._ssl_context
         try:
             if self.security == "ssl":
                 conn = smtplib.SMTP_SSL(
@@ -615,7 +618,9 @@ def _address(value) -> str:
         raise InvalidAddress(f"'{address[:80]}' has an invalid domain") from None
 
 
+@functools.lru_cache(maxsize=1024)
 def _domain(domain: str) -> str:
+    # Cached: the same few domains come back for every message (sender, recipients' providers).
     if not isinstance(domain, str):
         raise MessageError("a domain must be text")
     try:
@@ -637,6 +642,8 @@ def _format_address(name: str, address: str) -> str:
 
 def _encode_text(header_name: str, value: str, *, force_encoding: bool = False) -> str:
     """A folded header value: plain ASCII stays readable, anything else becomes RFC 2047 encoded words."""
+    if not force_encoding and value.isascii() and len(header_name) + 2 + len(value) <= 78:
+        return value  # fits on the header's line: what Header.encode returns for it, without the work
     # A word too long to fold would break the 998-octet line limit; encoded words can be split anywhere.
     readable = not force_encoding and value.isascii() and all(len(word) < 900 for word in value.split())
     header = Header(value, "us-ascii" if readable else "utf-8", header_name=header_name or None)
@@ -660,7 +667,15 @@ def _unsubscribe_mailto(value: str) -> str:
     return mailto
 
 
+@functools.lru_cache(maxsize=16)
+def _date_header(when: datetime) -> str:
+    # Cached: a worker writes the same second into many messages in a row.
+    return format_datetime(when, usegmt=True)
+
+
+@functools.lru_cache(maxsize=256)
 def _extra_header_name(name: str) -> str:
+    # Cached: the same few names (the providers' correlation headers) come with every message.
     if not isinstance(name, str) or not _HEADER_NAME.fullmatch(name):
         raise MessageError(f"'{str(name)[:80]}' is not a valid header name")
     if name.lower() in _RESERVED_HEADERS:
@@ -683,15 +698,22 @@ def _part_headers(subtype: str) -> bytes:
 
 def _qp(text: str) -> bytes:
     # A lone surrogate (possible in JSON input) cannot be encoded; "?" is better than a crashed send.
-    data = _LINE_ENDINGS.sub(b"\r\n", text.encode("utf-8", "replace"))
+    data = _crlf(text.encode("utf-8", "replace"))
     # b2a_qp writes soft line breaks as bare LF unless the input already had a CRLF.
-    return _LINE_ENDINGS.sub(b"\r\n", binascii.b2a_qp(data, istext=True))
+    return _crlf(binascii.b2a_qp(data, istext=True))
+
+
+def _crlf(data: bytes) -> bytes:
+    """Every line ending (CRLF, bare CR, bare LF) as CRLF."""
+    return data.replace(b"\r\n", b"\n").replace(b"\r", b"\n").replace(b"\n", b"\r\n")
 
 
 def _dot_stuffed(message: bytes) -> bytes:
     # Normalising every line ending to CRLF first leaves no bare LF or CR for an "SMTP smuggling"
     # end-of-data sequence, whatever bytes the caller passed.
-    data = _LEADING_DOT.sub(b"..", _LINE_ENDINGS.sub(b"\r\n", message))
+    data = _crlf(message).replace(b"\n.", b"\n..")
+    if data.startswith(b"."):
+        data = b"." + data
     if not data.endswith(b"\r\n"):
         data += b"\r\n"
     return data + b".\r\n"

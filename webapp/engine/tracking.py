@@ -16,6 +16,7 @@ Payloads use one-letter keys to keep links short (values are strings; ids are st
   -> ``/u/<token>``
 """
 
+import functools
 import html as html_lib
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -105,7 +106,13 @@ def _serializer(kind: str, secret) -> URLSafeSerializer:
     if not secret:
         raise ValueError("a secret is required")
     # A list of secrets, newest last, lets tokens signed before a rotation still verify.
-    return URLSafeSerializer(list(secret) if isinstance(secret, (list, tuple)) else secret, salt=f"drumbeat.{kind}")
+    return _cached_serializer(kind, tuple(secret) if isinstance(secret, (list, tuple)) else secret)
+
+
+@functools.lru_cache(maxsize=64)
+def _cached_serializer(kind: str, secret: str | bytes | tuple) -> URLSafeSerializer:
+    # Serializers keep no state between calls; building one (and its key) costs as much as a token.
+    return URLSafeSerializer(list(secret) if isinstance(secret, tuple) else secret, salt=f"drumbeat.{kind}")
 
 
 def _checked(kind: str, payload, error: type[Exception]) -> dict[str, str]:

@@ -1,6 +1,7 @@
 """The worker against a real SMTP server (aiosmtpd), over simulated time."""
 
 import email
+import threading
 import uuid
 from datetime import UTC, datetime, timedelta
 from email import policy
@@ -9,6 +10,7 @@ import pytest
 import sqlalchemy as sa
 
 from tests import factories
+from webapp import worker as worker_module
 from webapp.engine.mailer import SmtpTransport
 from webapp.extensions import db
 from webapp.models import CampaignEnrollment, Delivery, OutboxMessage, Task
@@ -394,3 +396,101 @@ def test_workspace_sender_defaults_apply_under_the_campaigns_settings(api, app, 
     assert worker.run_once(now=later()).sent == 1  # the workspace's cap
     message = messages(sink)[0]
     assert message["From"] == "Ada at Acme <ada@acme.test>"
+
+
+def test_contacts_of_one_batch_each_get_their_own_values_and_none_becomes_markup(api, worker, sink):
+    template = api.post("/templates", json={"name": "Personal"}).get_json()["data"]
+    api.post(
+        f"/templates/{template['id']}/sequences/email",
+        json={"subject": "For {{ first_name }}", "body": "Hi **{{ first_name }}** at {{ company }}."},
+    )
+    instance = factories.instance(api, template_data=template)
+    people = [
+        {"email": "ada@example.com", "first_name": "Ada", "company": "Analytical Engines"},
+        {"email": "bob@example.com", "first_name": "Bob", "company": "[Win](https://evil.example) <b>*now*</b>"},
+        {"email": "cy@example.com", "first_name": "Cy", "company": "O'Brien & Sons"},
+    ]
+    api.post(f"/instances/{instance['id']}/enrollments/bulk", json={"contacts": [{"contact": p} for p in people]})
+    api.patch(f"/instances/{instance['id']}", json={"status": "active"})
+    assert worker.run_once(now=later()).sent == 3
+    received = {m["To"]: m for m in messages(sink)}
+    unsubscribe_links = set()
+    for person in people:
+        message = received[person["email"]]
+        html = message.get_body(("html",)).get_content()
+        text = message.get_body(("plain",)).get_content()
+        assert message["Subject"] == f"For {person['first_name']}"
+        assert f"<strong>{person['first_name']}</strong>" in html
+        assert f"Hi **{person['first_name']}** at {person['company']}." in text
+        link = _unsubscribe_path(message)
+        assert link in html and link in text
+        unsubscribe_links.add(link)
+    assert len(unsubscribe_links) == 3
+    bob = received["bob@example.com"].get_body(("html",)).get_content()
+    assert "at [Win](https://evil.example) &lt;b&gt;*now*&lt;/b&gt;." in bob
+    assert 'evil.example"' not in bob and "<b>" not in bob
+    assert "O'Brien &amp; Sons" in received["cy@example.com"].get_body(("html",)).get_content()
+
+
+def test_the_claim_hands_what_it_read_to_the_send(api, app):
+    three_step_campaign(api, 3)
+    with app.app_context():
+        claim = dispatch.claim_due_work(later())
+        assert set(claim.drafts) == set(claim.deliveries) and len(claim.deliveries) == 3
+        statements = []
+
+        def count(conn, cursor, statement, *args):
+            statements.append(statement)
+
+        sa.event.listen(db.engine, "before_cursor_execute", count)
+        try:
+            from_claim = dispatch.prepare_deliveries(claim.deliveries, claim.drafts)
+            assert statements == []  # nothing read again
+            from_database = dispatch.prepare_deliveries(claim.deliveries)
+            assert len(statements) >= 1
+        finally:
+            sa.event.remove(db.engine, "before_cursor_execute", count)
+    assert [p.delivery_id for p in from_claim] == claim.deliveries
+    for drafted, loaded in zip(from_claim, from_database, strict=True):
+        assert (drafted.recipient, drafted.subject, drafted.sender, drafted.message_id) == (
+            loaded.recipient,
+            loaded.subject,
+            loaded.sender,
+            loaded.message_id,
+        )
+        assert (drafted.enrollment_id, drafted.step_id, drafted.step_position, drafted.template_id) == (
+            loaded.enrollment_id,
+            loaded.step_id,
+            loaded.step_position,
+            loaded.template_id,
+        )
+        assert drafted.problem is None and b"This is step 1." in drafted.message
+
+
+def test_groups_are_recorded_beside_the_sending_and_a_failed_recording_stops_the_batch(
+    api, app, smtp, sink, monkeypatch
+):
+    instance = three_step_campaign(api, 5)
+    monkeypatch.setattr(worker_module, "RECORD_EVERY", 2)
+    original = dispatch.record_outcomes
+    threads = []
+
+    def record_outcomes(outcomes, **kwargs):
+        threads.append(threading.current_thread() is threading.main_thread())
+        if len(threads) == 1:
+            raise RuntimeError("database went away")
+        return original(outcomes, **kwargs)
+
+    monkeypatch.setattr(dispatch, "record_outcomes", record_outcomes)
+    with pytest.raises(RuntimeError, match="went away"):
+        Worker(app, transport=smtp).run_once(now=later())
+    # The first pair was recorded (and failed) on the recorder's thread while the second pair
+    # went out; the failure surfaced when the second pair was handed over, which the worker then
+    # recorded itself before raising. The fifth claim was never attempted.
+    assert threads == [False, True]
+    assert len(sink.received) == 4
+    with app.app_context():
+        statuses = sorted(db.session.scalars(sa.select(Delivery.status)))
+    assert statuses == ["claimed", "claimed", "claimed", "sent", "sent"]
+    monkeypatch.setattr(dispatch, "record_outcomes", original)
+    assert api.get(f"/instances/{instance['id']}/performance").get_json()["data"]["totals"]["sent"] == 2

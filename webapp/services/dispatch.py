@@ -7,12 +7,17 @@
    the enrollment and the contact's suppression, applies the send window and the daily
    cap, and writes a `deliveries` row with a lease for each email step (LinkedIn steps get
    a task instead). The unique (enrollment, step) ledger makes a step go out at most once.
-3. `send_delivery`: renders and sends one claimed message outside any transaction, then
-   records the outcome in a second transaction: sent (with its Message-ID, a `sent` event,
-   the enrollment advanced), a retry with backoff (SMTP 4xx, connection errors), a failure
-   (SMTP 5xx: the enrollment fails; a bad mailbox also suppresses the contact) or unknown.
+   New claims are one multi-row INSERT and one UPDATE for the whole batch, and the claim
+   hands what it read (a `Draft` per delivery) to `prepare_deliveries`.
+3. `send_delivery` (the worker: `prepare_deliveries`, `send_prepared`, `record_outcomes`):
+   renders and sends claimed messages outside any transaction, then records the outcomes in
+   another: sent (with its Message-ID, a `sent` event, the enrollment advanced: one UPDATE
+   per table for the whole group on PostgreSQL), a retry with backoff (SMTP 4xx, connection
+   errors), a failure (SMTP 5xx: the enrollment fails; a bad mailbox also suppresses the
+   contact) or unknown.
 """
 
+import functools
 import json
 import random
 import uuid
@@ -22,6 +27,7 @@ from email.utils import parseaddr
 
 import sqlalchemy as sa
 from flask import current_app
+from sqlalchemy.dialects import postgresql
 
 from webapp.engine import mailer, render, scheduler, tracking
 from webapp.errors import Conflict, NotFound
@@ -47,6 +53,7 @@ from webapp.models.enums import (
     InstanceStatus,
     TaskStatus,
 )
+from webapp.services.bulk import dialect_name, one_of
 from webapp.services.contacts import suppress_contacts
 from webapp.services.events import record_event, store_internal_events
 from webapp.services.lookups import paginate
@@ -63,6 +70,8 @@ class ClaimReport:
     tasks: int = 0
     completed: int = 0
     deferred: int = 0
+    # What composing each new claim needs, read by the claim itself (see `prepare_deliveries`).
+    drafts: dict[uuid.UUID, "Draft"] = field(default_factory=dict, repr=False)
 
 
 SENDER_DEFAULT_KEYS = ("send_window", "timezone", "daily_cap", "from_name", "from_email")
@@ -73,8 +82,12 @@ def effective_settings(
 ) -> dict:
     """The workspace's sender defaults, overridden by the template's settings, overridden by
     the instance's."""
+    return _merged_settings(workspace_settings, template.settings, instance.settings)
+
+
+def _merged_settings(workspace_settings: dict | None, template_settings: dict | None, instance_settings: dict | None):
     defaults = {k: v for k, v in (workspace_settings or {}).items() if k in SENDER_DEFAULT_KEYS and v is not None}
-    return {**defaults, **(template.settings or {}), **(instance.settings or {})}
+    return {**defaults, **(template_settings or {}), **(instance_settings or {})}
 
 
 class _WorkspaceSettings:
@@ -91,10 +104,35 @@ class _WorkspaceSettings:
         return self._cache[workspace_id]
 
 
+class _CampaignSettings:
+    """Effective settings by instance, loaded once per batch (one query per instance)."""
+
+    def __init__(self):
+        self._workspaces = _WorkspaceSettings()
+        self._cache: dict[uuid.UUID, dict] = {}
+
+    def __call__(self, instance_id: uuid.UUID, workspace_id: uuid.UUID) -> dict:
+        if instance_id not in self._cache:
+            template_settings, instance_settings = db.session.execute(
+                sa.select(CampaignTemplate.settings, CampaignInstance.settings)
+                .join(CampaignTemplate, CampaignTemplate.id == CampaignInstance.template_id)
+                .where(CampaignInstance.id == instance_id)
+            ).one()
+            self._cache[instance_id] = _merged_settings(
+                self._workspaces(workspace_id), template_settings, instance_settings
+            )
+        return self._cache[instance_id]
+
+
 def sender_of(settings: dict) -> tuple[str, str]:
     """(display name, address) of the mailbox a campaign sends from."""
-    name, address = parseaddr(current_app.config["MAIL_FROM"])
+    name, address = _mail_from(current_app.config["MAIL_FROM"])
     return settings.get("from_name") or name or "", (settings.get("from_email") or address).lower()
+
+
+@functools.lru_cache(maxsize=8)
+def _mail_from(value: str) -> tuple[str, str]:
+    return parseaddr(value)
 
 
 def contact_zone(contact: Contact, settings: dict) -> str:
@@ -115,9 +153,34 @@ def reap_expired_claims(now: datetime) -> int:
     return result.rowcount or 0
 
 
+# What the claim reads of each due enrollment: plain columns (no ORM objects to build), with the
+# contact's fields for composing its message; the few enrollments that are not simply claimed are
+# loaded as objects afterwards (`_apply_claims`).
+_CONTACT_COLUMNS = (
+    Contact.email,
+    Contact.first_name,
+    Contact.last_name,
+    Contact.company,
+    Contact.title,
+    Contact.linkedin_url,
+    Contact.timezone,
+    Contact.custom_fields,
+)
+_DUE_COLUMNS = (
+    CampaignEnrollment.id,
+    CampaignEnrollment.workspace_id,
+    CampaignEnrollment.instance_id,
+    CampaignEnrollment.contact_id,
+    CampaignEnrollment.current_step,
+    CampaignEnrollment.next_action_at,
+    CampaignInstance.template_id,
+    *_CONTACT_COLUMNS,
+)
+
+
 def _due_query(now: datetime, limit: int, *, follow_ups: bool):
     return (
-        sa.select(CampaignEnrollment, CampaignInstance, CampaignTemplate, Contact)
+        sa.select(*_DUE_COLUMNS)
         .join(CampaignInstance, CampaignInstance.id == CampaignEnrollment.instance_id)
         .join(CampaignTemplate, CampaignTemplate.id == CampaignInstance.template_id)
         .join(Contact, Contact.id == CampaignEnrollment.contact_id)
@@ -159,6 +222,19 @@ def _last_send(sender: str) -> datetime | None:
     return db.session.scalar(sa.select(sa.func.max(Delivery.created_at)).where(Delivery.sender == sender))
 
 
+@dataclass
+class _Decision:
+    """What the claim does with one due enrollment (`row`): claim a send of `step` from `sender`
+    (under `settings`), create its task, complete it, or defer it to `until`."""
+
+    row: sa.Row
+    action: str  # claim | task | complete | defer
+    step: SequenceStep | None = None
+    sender: str = ""
+    until: datetime | None = None
+    settings: dict | None = None
+
+
 def claim_due_work(now: datetime, *, limit: int | None = None) -> ClaimReport:
     """Claim the work due at `now` in one committed transaction (see the module docstring)."""
     limit = limit or current_app.config["WORKER_BATCH_SIZE"]
@@ -169,24 +245,24 @@ def claim_due_work(now: datetime, *, limit: int | None = None) -> ClaimReport:
     last_sends: dict[str, datetime | None] = {}
     rng = random.Random()
     rows = _due_rows(now, limit)
-    workspace_settings = _WorkspaceSettings()
-    existing = _existing_deliveries([row[0].id for row in rows])
-    for enrollment, instance, template, contact in rows:
-        settings = effective_settings(template, instance, workspace_settings(enrollment.workspace_id))
-        step = steps.after(template.id, enrollment.current_step)
+    settings_of = _CampaignSettings()
+    decisions = []
+    for row in rows:
+        settings = settings_of(row.instance_id, row.workspace_id)
+        step = steps.after(row.template_id, row.current_step)
         if step is None:
-            complete_enrollment(enrollment, now)
+            decisions.append(_Decision(row, "complete"))
             report.completed += 1
             continue
-        zone = contact_zone(contact, settings)
+        zone = contact_zone(row, settings)
         window = settings.get("send_window")
         if step.channel == Channel.LINKEDIN:
-            _create_task(enrollment, step, due_at=enrollment.next_action_at, now=now)
+            decisions.append(_Decision(row, "task", step))
             report.tasks += 1
             continue
         send_at = scheduler.next_send_time(now, window=window, tz=zone, holidays_country=settings.get("skip_holidays"))
         if send_at > now:
-            enrollment.next_action_at = send_at
+            decisions.append(_Decision(row, "defer", until=send_at))
             report.deferred += 1
             continue
         _, sender = sender_of(settings)
@@ -195,7 +271,8 @@ def claim_due_work(now: datetime, *, limit: int | None = None) -> ClaimReport:
             last_sends.setdefault(sender, _last_send(sender))
             earliest = last_sends[sender] + timedelta(seconds=gap) if last_sends[sender] else now
             if earliest > now:
-                enrollment.next_action_at = earliest + timedelta(seconds=rng.uniform(0, gap / 2))
+                until = earliest + timedelta(seconds=rng.uniform(0, gap / 2))
+                decisions.append(_Decision(row, "defer", until=until))
                 report.deferred += 1
                 continue
             last_sends[sender] = now
@@ -204,22 +281,120 @@ def claim_due_work(now: datetime, *, limit: int | None = None) -> ClaimReport:
             day_start = scheduler.local_day_start(now, zone)
             used.setdefault(sender, sent_since(sender, day_start))
             if used[sender] >= cap:
-                enrollment.next_action_at = scheduler.next_send_time(
+                until = scheduler.next_send_time(
                     scheduler.local_day_start(now + timedelta(days=1), zone),
                     window=window,
                     tz=zone,
                     holidays_country=settings.get("skip_holidays"),
                 )
+                decisions.append(_Decision(row, "defer", until=until))
                 report.deferred += 1
                 continue
             used[sender] += 1
-        delivery = _claim_delivery(
-            enrollment, step, existing.get((enrollment.id, step.id)), sender=sender, now=now, lease=lease
-        )
-        if delivery is not None:
-            report.deliveries.append(delivery.id)
+        decisions.append(_Decision(row, "claim", step, sender, settings=settings))
+    report.deliveries = _apply_claims(decisions, now=now, lease=lease, drafts=report.drafts)
     db.session.commit()
     return report
+
+
+def _apply_claims(
+    decisions: list[_Decision], *, now: datetime, lease: timedelta, drafts: dict[uuid.UUID, "Draft"]
+) -> list[uuid.UUID]:
+    """Write the decisions; returns the claimed delivery ids, in the order of the rows, and adds
+    a `Draft` of each new claim's message to `drafts`.
+
+    A first attempt at a step, by far the usual case, is one row in a multi-row INSERT of
+    deliveries plus one UPDATE of all those enrollments. Everything else (a retry, a step
+    already on record, tasks, completions, deferrals) goes through the enrollment's object.
+    """
+    on_record = _deliveries_on_record([(d.row.id, d.step.id) for d in decisions if d.action == "claim"])
+    objects = {d.row.id for d in decisions if d.action != "claim" or (d.row.id, d.step.id) in on_record}
+    enrollments = _enrollments_by_id(objects)
+    claimed: list[uuid.UUID] = []
+    new_deliveries: list[tuple] = []
+    for decision in decisions:
+        row, step = decision.row, decision.step
+        if decision.action == "claim" and (row.id, step.id) not in on_record:
+            delivery_id = uuid.uuid4()
+            new_deliveries.append((delivery_id, row.workspace_id, row.id, step.id, decision.sender))
+            claimed.append(delivery_id)
+            drafts[delivery_id] = Draft(
+                id=delivery_id,
+                workspace_id=row.workspace_id,
+                enrollment_id=row.id,
+                step_id=step.id,
+                instance_id=row.instance_id,
+                template_id=row.template_id,
+                step_position=step.position,
+                subject=step.subject,
+                body=step.body,
+                contact_id=row.contact_id,
+                email=row.email,
+                first_name=row.first_name,
+                last_name=row.last_name,
+                company=row.company,
+                title=row.title,
+                linkedin_url=row.linkedin_url,
+                timezone=row.timezone,
+                custom_fields=row.custom_fields,
+                settings=decision.settings,
+            )
+            continue
+        enrollment = enrollments[row.id]
+        if decision.action == "complete":
+            complete_enrollment(enrollment, now)
+        elif decision.action == "task":
+            _create_task(enrollment, step, due_at=row.next_action_at, now=now)
+        elif decision.action == "defer":
+            enrollment.next_action_at = decision.until
+        else:
+            delivery = _claim_delivery(enrollment, step, on_record[(row.id, step.id)], now=now, lease=lease)
+            if delivery is not None:
+                claimed.append(delivery.id)
+    if new_deliveries:
+        _insert_each(
+            Delivery.__table__,
+            ["id", "workspace_id", "enrollment_id", "step_id", "sender"],
+            new_deliveries,
+            {
+                "status": DeliveryStatus.CLAIMED,
+                "claimed_until": now + lease,
+                "attempts": 1,
+                "created_at": now,
+                "updated_at": now,
+            },
+        )
+        enrollments_table = CampaignEnrollment.__table__
+        db.session.execute(
+            sa.update(enrollments_table)
+            .where(one_of(enrollments_table.c.id, [delivery[2] for delivery in new_deliveries]))
+            # Not picked again while claimed.
+            .values(next_action_at=None, updated_at=now)
+        )
+    return claimed
+
+
+def _deliveries_on_record(keys: list[tuple[uuid.UUID, uuid.UUID]]) -> dict[tuple, Delivery]:
+    """The deliveries already written for these (enrollment, step) pairs, as objects."""
+    if not keys:
+        return {}
+    wanted = set(keys)
+    query = sa.select(Delivery.id, Delivery.enrollment_id, Delivery.step_id).where(
+        one_of(Delivery.enrollment_id, list({enrollment_id for enrollment_id, _ in keys}))
+    )
+    ids = [row.id for row in db.session.execute(query) if (row.enrollment_id, row.step_id) in wanted]
+    if not ids:
+        return {}
+    deliveries = db.session.scalars(sa.select(Delivery).where(Delivery.id.in_(ids)))
+    return {(d.enrollment_id, d.step_id): d for d in deliveries}
+
+
+def _enrollments_by_id(ids: set[uuid.UUID]) -> dict[uuid.UUID, CampaignEnrollment]:
+    # The claim query holds these rows locked already.
+    if not ids:
+        return {}
+    query = sa.select(CampaignEnrollment).where(CampaignEnrollment.id.in_(ids))
+    return {enrollment.id: enrollment for enrollment in db.session.scalars(query)}
 
 
 def _create_task(enrollment: CampaignEnrollment, step: SequenceStep, *, due_at: datetime, now: datetime) -> None:
@@ -239,35 +414,14 @@ def _create_task(enrollment: CampaignEnrollment, step: SequenceStep, *, due_at: 
     enrollment.updated_at = now
 
 
-def _existing_deliveries(enrollment_ids: list[uuid.UUID]) -> dict[tuple, Delivery]:
-    if not enrollment_ids:
-        return {}
-    query = sa.select(Delivery).where(Delivery.enrollment_id.in_(enrollment_ids))
-    return {(d.enrollment_id, d.step_id): d for d in db.session.scalars(query)}
-
-
 def _claim_delivery(
-    enrollment, step, delivery: Delivery | None, *, sender: str, now: datetime, lease: timedelta
+    enrollment: CampaignEnrollment, step: SequenceStep, delivery: Delivery, *, now: datetime, lease: timedelta
 ) -> Delivery | None:
-    """Write the claim, or reuse a delivery waiting for a retry. None when the step already has
-    a send on record (it then never goes out a second time)."""
+    """Claim a step whose delivery is on record: again when it waits for a retry. None when the
+    step already has a send on record (it then never goes out a second time) or a claim or an
+    unresolved outcome."""
     enrollment.next_action_at = None  # not picked again while claimed
     enrollment.updated_at = now
-    if delivery is None:
-        delivery = Delivery(
-            id=uuid.uuid4(),
-            workspace_id=enrollment.workspace_id,
-            enrollment_id=enrollment.id,
-            step_id=step.id,
-            sender=sender,
-            status=DeliveryStatus.CLAIMED,
-            claimed_until=now + lease,
-            attempts=1,
-            created_at=now,
-            updated_at=now,
-        )
-        db.session.add(delivery)
-        return delivery
     if delivery.status == DeliveryStatus.RETRY:
         delivery.status, delivery.claimed_until = DeliveryStatus.CLAIMED, now + lease
         delivery.attempts += 1
@@ -278,6 +432,32 @@ def _claim_delivery(
     else:
         enrollment.status_reason = f"step {step.position} delivery is {delivery.status}; resolve it to continue"
     return None
+
+
+@dataclass(slots=True)
+class Draft:
+    """What composing a claimed delivery's message needs: the delivery's ids, the step's
+    subject and body, the contact's fields and the campaign's effective settings."""
+
+    id: uuid.UUID  # the delivery's
+    workspace_id: uuid.UUID
+    enrollment_id: uuid.UUID
+    step_id: uuid.UUID
+    instance_id: uuid.UUID
+    template_id: uuid.UUID
+    step_position: int
+    subject: str | None
+    body: str | None
+    contact_id: uuid.UUID
+    email: str
+    first_name: str | None
+    last_name: str | None
+    company: str | None
+    title: str | None
+    linkedin_url: str | None
+    timezone: str | None
+    custom_fields: dict | None
+    settings: dict
 
 
 @dataclass
@@ -311,8 +491,9 @@ class Outcome:
         return self.prepared.delivery_id
 
 
-def render_context(contact: Contact, *, sender_name: str, unsubscribe_url: str) -> dict:
-    """The variables a template may use: contact fields, `custom` fields and a few extras."""
+def render_context(contact, *, sender_name: str, unsubscribe_url: str) -> dict:
+    """The variables a template may use: contact fields, `custom` fields and a few extras.
+    `contact` is a Contact or a row with the same attributes."""
     full_name = " ".join(p for p in (contact.first_name, contact.last_name) if p) or None
     return {
         "first_name": contact.first_name,
@@ -342,95 +523,110 @@ def unsubscribe_url(workspace_id: uuid.UUID, enrollment_id: uuid.UUID) -> str:
 
 def provider_headers(delivery_id: uuid.UUID) -> dict[str, str]:
     """Headers that make the providers' webhooks name our delivery (see webapp/webhooks)."""
-    tag = json.dumps({"drumbeat_delivery_id": str(delivery_id)}, separators=(",", ":"))
+    value = str(delivery_id)
+    tag = json.dumps({"drumbeat_delivery_id": value}, separators=(",", ":"))
     return {
-        "X-Drumbeat-Delivery-Id": str(delivery_id),
-        "X-SMTPAPI": json.dumps({"unique_args": {"drumbeat_delivery_id": str(delivery_id)}}, separators=(",", ":")),
+        "X-Drumbeat-Delivery-Id": value,
+        "X-SMTPAPI": '{"unique_args":' + tag + "}",
         "X-Mailgun-Variables": tag,
-        "X-PM-Metadata-drumbeat_delivery_id": str(delivery_id),
+        "X-PM-Metadata-drumbeat_delivery_id": value,
     }
 
 
-def compose(
-    delivery: Delivery,
-    enrollment: CampaignEnrollment,
-    contact: Contact,
-    step: SequenceStep,
-    instance: CampaignInstance,
-    template: CampaignTemplate,
-    workspace_settings: dict | None = None,
-) -> tuple[bytes, str, str, str]:
+def compose(draft: Draft) -> tuple[bytes, str, str, str]:
     """Render and build one message: (bytes, Message-ID, from address, subject).
 
     Raises render.UnresolvedVariable when a variable has no value and no default.
     """
-    settings = effective_settings(template, instance, workspace_settings)
+    settings = draft.settings
     sender_name, sender = sender_of(settings)
-    unsubscribe = unsubscribe_url(delivery.workspace_id, enrollment.id)
+    unsubscribe = unsubscribe_url(draft.workspace_id, draft.enrollment_id)
     rendered = render.render_message(
-        step.subject or "",
-        step.body or "",
-        render_context(contact, sender_name=sender_name, unsubscribe_url=unsubscribe),
+        draft.subject or "",
+        draft.body or "",
+        render_context(draft, sender_name=sender_name, unsubscribe_url=unsubscribe),
     )
     html = rendered.html
     secret = current_app.config["SECRET_KEY"]
     if settings.get("track_clicks"):
         html = tracking.rewrite_links(
             html,
-            lambda url: public_url("/t/c/" + tracking.make_token("click", {"d": str(delivery.id), "u": url}, secret)),
+            lambda url: public_url("/t/c/" + tracking.make_token("click", {"d": str(draft.id), "u": url}, secret)),
             keep={unsubscribe},
         )
     if settings.get("track_opens"):
-        html += tracking.pixel_html(public_url("/t/o/" + tracking.make_token("open", {"d": str(delivery.id)}, secret)))
+        html += tracking.pixel_html(public_url("/t/o/" + tracking.make_token("open", {"d": str(draft.id)}, secret)))
     domain = sender.rpartition("@")[2] or "drumbeat.invalid"
-    message_id = mailer.make_message_id(delivery.id, domain)
+    message_id = mailer.make_message_id(draft.id, domain)
     message = mailer.build_message(
         from_addr=(sender_name, sender),
-        to_addr=contact.email,
+        to_addr=draft.email,
         subject=rendered.subject,
         text=rendered.text,
         html=html,
         message_id=message_id,
         unsubscribe_url=unsubscribe,
-        headers=provider_headers(delivery.id),
+        headers=provider_headers(draft.id),
     )
     return message, message_id, sender, rendered.subject
 
 
-def prepare_deliveries(delivery_ids: list[uuid.UUID]) -> list[Prepared]:
-    """Load and build the claimed deliveries in one query; ends the read transaction, so no
-    transaction stays open during the SMTP conversation."""
+# A claimed delivery's `Draft`, as plain columns (named as its fields).
+_DRAFT_COLUMNS = (
+    Delivery.id,
+    Delivery.workspace_id,
+    Delivery.enrollment_id,
+    Delivery.step_id,
+    CampaignEnrollment.instance_id,
+    CampaignInstance.template_id,
+    SequenceStep.position.label("step_position"),
+    SequenceStep.subject,
+    SequenceStep.body,
+    CampaignEnrollment.contact_id,
+    *_CONTACT_COLUMNS,
+)
+
+
+def _drafts(delivery_ids: list[uuid.UUID]) -> dict[uuid.UUID, Draft]:
+    """Drafts of the deliveries among `delivery_ids` that are still claimed, in one query."""
     rows = db.session.execute(
-        sa.select(Delivery, CampaignEnrollment, Contact, SequenceStep, CampaignInstance, CampaignTemplate)
+        sa.select(*_DRAFT_COLUMNS)
         .join(CampaignEnrollment, CampaignEnrollment.id == Delivery.enrollment_id)
         .join(Contact, Contact.id == CampaignEnrollment.contact_id)
         .join(SequenceStep, SequenceStep.id == Delivery.step_id)
         .join(CampaignInstance, CampaignInstance.id == CampaignEnrollment.instance_id)
-        .join(CampaignTemplate, CampaignTemplate.id == CampaignInstance.template_id)
-        .where(Delivery.id.in_(delivery_ids), Delivery.status == DeliveryStatus.CLAIMED)
+        .where(one_of(Delivery.id, delivery_ids), Delivery.status == DeliveryStatus.CLAIMED)
     ).all()
-    by_id = {row[0].id: row for row in rows}
-    workspace_settings = _WorkspaceSettings()
+    settings_of = _CampaignSettings()
+    return {row.id: Draft(**row._mapping, settings=settings_of(row.instance_id, row.workspace_id)) for row in rows}
+
+
+def prepare_deliveries(delivery_ids: list[uuid.UUID], drafts: dict[uuid.UUID, Draft] | None = None) -> list[Prepared]:
+    """Build the claimed deliveries, in order. Their drafts come from `drafts` (what the claim
+    read: `ClaimReport.drafts`) or from one query, which skips deliveries no longer claimed.
+    Ends the read transaction, so no transaction stays open during the SMTP conversation."""
+    drafts = drafts or {}
+    missing = [delivery_id for delivery_id in delivery_ids if delivery_id not in drafts]
+    if missing:
+        drafts = {**drafts, **_drafts(missing)}
     prepared = []
     for delivery_id in delivery_ids:
-        if delivery_id not in by_id:
+        draft = drafts.get(delivery_id)
+        if draft is None:
             continue
-        delivery, enrollment, contact, step, instance, template = by_id[delivery_id]
         item = Prepared(
-            delivery.id,
-            delivery.workspace_id,
-            enrollment.id,
-            instance.id,
-            template.id,
-            step.id,
-            step.position,
-            contact.id,
-            contact.email,
+            draft.id,
+            draft.workspace_id,
+            draft.enrollment_id,
+            draft.instance_id,
+            draft.template_id,
+            draft.step_id,
+            draft.step_position,
+            draft.contact_id,
+            draft.email,
         )
         try:
-            item.message, item.message_id, item.sender, item.subject = compose(
-                delivery, enrollment, contact, step, instance, template, workspace_settings(delivery.workspace_id)
-            )
+            item.message, item.message_id, item.sender, item.subject = compose(draft)
         except render.UnresolvedVariable as exc:
             item.problem = f"unresolved variables: {', '.join(sorted(exc.names))}"
         except (render.TemplateError, mailer.MessageError) as exc:
@@ -487,20 +683,14 @@ def record_outcomes(outcomes: list[Outcome], *, transport=None, now: datetime | 
 
 
 def _record_sent_batch(sent: list[Prepared], now: datetime, *, store_copy: bool) -> None:
-    connection = db.session.connection()
     deliveries = Delivery.__table__
-    connection.execute(
+    _update_each(
         sa.update(deliveries)
-        .where(deliveries.c.id == sa.bindparam("d_id"), deliveries.c.status == DeliveryStatus.CLAIMED)
-        .values(
-            status=DeliveryStatus.SENT,
-            message_id=sa.bindparam("d_message_id"),
-            sent_at=now,
-            claimed_until=None,
-            error=None,
-            updated_at=now,
-        ),
-        [{"d_id": p.delivery_id, "d_message_id": p.message_id} for p in sent],
+        .where(deliveries.c.status == DeliveryStatus.CLAIMED)
+        .values(status=DeliveryStatus.SENT, sent_at=now, claimed_until=None, error=None, updated_at=now),
+        deliveries.c.id,
+        {"message_id": deliveries.c.message_id},
+        [(p.delivery_id, p.message_id) for p in sent],
     )
     if store_copy:
         db.session.execute(
@@ -543,29 +733,70 @@ def _record_sent_batch(sent: list[Prepared], now: datetime, *, store_copy: bool)
         following = steps.after(p.template_id, p.step_position)
         done = following is None
         updates.append(
-            {
-                "e_id": p.enrollment_id,
-                "e_step": p.step_position,
-                "e_status": EnrollmentStatus.COMPLETED if done else EnrollmentStatus.ACTIVE,
-                "e_reason": "all steps done" if done else None,
-                "e_next": None if done else scheduler.next_due(now, following),
-                "e_completed": now if done else None,
-            }
+            (
+                p.enrollment_id,
+                p.step_position,
+                EnrollmentStatus.COMPLETED if done else EnrollmentStatus.ACTIVE,
+                "all steps done" if done else None,
+                None if done else scheduler.next_due(now, following),
+                now if done else None,
+            )
         )
     # Only enrollments still active move on: a reply recorded meanwhile keeps its final state.
-    connection.execute(
-        sa.update(enrollments)
-        .where(enrollments.c.id == sa.bindparam("e_id"), enrollments.c.status == EnrollmentStatus.ACTIVE)
-        .values(
-            current_step=sa.bindparam("e_step"),
-            status=sa.bindparam("e_status"),
-            status_reason=sa.bindparam("e_reason"),
-            next_action_at=sa.bindparam("e_next"),
-            completed_at=sa.bindparam("e_completed"),
-            updated_at=now,
-        ),
+    _update_each(
+        sa.update(enrollments).where(enrollments.c.status == EnrollmentStatus.ACTIVE).values(updated_at=now),
+        enrollments.c.id,
+        {
+            "current_step": enrollments.c.current_step,
+            "status": enrollments.c.status,
+            "status_reason": enrollments.c.status_reason,
+            "next_action_at": enrollments.c.next_action_at,
+            "completed_at": enrollments.c.completed_at,
+        },
         updates,
     )
+
+
+def _update_each(statement: sa.Update, key: sa.Column, columns: dict[str, sa.Column], rows: list[tuple]) -> None:
+    """Run `statement` once per row, for the row whose `key` is the tuple's first value, setting
+    `columns` to the following values. On PostgreSQL it is one statement for all the rows (the
+    values as arrays, joined back with unnest); elsewhere one execution per row."""
+    names = ["key", *columns]
+    if dialect_name() == "postgresql":
+        each = _unnest(dict(zip(names, [key.type, *(c.type for c in columns.values())], strict=True)), rows)
+        db.session.execute(
+            statement.where(key == each.c.key).values({column: each.c[name] for name, column in columns.items()})
+        )
+        return
+    db.session.execute(
+        statement.where(key == sa.bindparam("each_key")).values(
+            {column: sa.bindparam(f"each_{name}") for name, column in columns.items()}
+        ),
+        [dict(zip([f"each_{name}" for name in names], row, strict=True)) for row in rows],
+    )
+
+
+def _insert_each(table: sa.Table, columns: list[str], rows: list[tuple], values: dict) -> None:
+    """INSERT one row into `table` per tuple of `rows` (values of `columns`), with `values` for
+    the other columns. On PostgreSQL it is one statement (the rows as arrays, joined back with
+    unnest): no thousand parameters to bind and send; elsewhere an executemany."""
+    if dialect_name() == "postgresql":
+        each = _unnest({name: table.c[name].type for name in columns}, rows)
+        constants = [sa.literal(value, table.c[name].type) for name, value in values.items()]
+        select = sa.select(*[each.c[name] for name in columns], *constants)
+        db.session.execute(sa.insert(table).from_select([*columns, *values], select))
+        return
+    db.session.execute(sa.insert(table), [{**values, **dict(zip(columns, row, strict=True))} for row in rows])
+
+
+def _unnest(types: dict[str, sa.types.TypeEngine], rows: list[tuple]):
+    """PostgreSQL: `rows` as a table named `each` with the columns `types`, sent as one array per column."""
+    arrays = [
+        sa.bindparam(f"each_{name}", [row[i] for row in rows], type_=postgresql.ARRAY(type_))
+        for i, (name, type_) in enumerate(types.items())
+    ]
+    columns = [sa.column(name, type_) for name, type_ in types.items()]
+    return sa.func.unnest(*arrays).table_valued(*columns).render_derived(name="each")
 
 
 def _objects(item: Prepared) -> tuple[Delivery, CampaignEnrollment]:

@@ -1,8 +1,13 @@
-"""Browser-side helpers: CSRF tokens from pages, and signing personas in through the real form."""
+"""Browser-side helpers: CSRF tokens from pages, signing personas in through the real form, and
+the signed-in owner's client with counters for what a request stored."""
 
 import re
 
 import pytest
+import sqlalchemy as sa
+
+from tests.conftest import ApiClient
+from webapp.extensions import db
 
 CSRF_META = re.compile(r'<meta name="csrf-token" content="([^"]+)"')
 
@@ -36,3 +41,25 @@ def login(client):
         return client
 
     return _login
+
+
+@pytest.fixture
+def owner_api(app, owner) -> ApiClient:
+    """The owner's API client, to set up what a page then shows."""
+    return ApiClient(app.test_client(), owner)
+
+
+@pytest.fixture
+def browser(client, owner, login):
+    """The test client, signed in as the workspace owner."""
+    login(owner)
+    return client
+
+
+def scalar(app, query):
+    with app.app_context():
+        return db.session.scalar(query)
+
+
+def count(app, model, *where) -> int:
+    return scalar(app, sa.select(sa.func.count()).select_from(model).where(*where))

@@ -8,35 +8,15 @@ import sqlalchemy as sa
 
 from tests import factories
 from tests.conftest import ApiClient
-from tests.web.conftest import csrf_token
+from tests.web.conftest import count, csrf_token, scalar
 from webapp.extensions import db
 from webapp.models import CampaignEnrollment, Contact
 
 HX = {"HX-Request": "true"}
 
 
-@pytest.fixture
-def owner_api(app, owner) -> ApiClient:
-    return ApiClient(app.test_client(), owner)
-
-
-@pytest.fixture
-def browser(client, owner, login):
-    login(owner)
-    return client
-
-
 def token(client) -> str:
     return csrf_token(client, "/contacts")
-
-
-def scalar(app, query):
-    with app.app_context():
-        return db.session.scalar(query)
-
-
-def count(app, model, *where) -> int:
-    return scalar(app, sa.select(sa.func.count()).select_from(model).where(*where))
 
 
 def contact_row(app, email: str) -> Contact | None:

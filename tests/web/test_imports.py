@@ -11,7 +11,7 @@ import sqlalchemy as sa
 
 from tests import factories
 from tests.conftest import ApiClient, make_config
-from tests.web.conftest import csrf_token, sign_in
+from tests.web.conftest import count, csrf_token, scalar, sign_in
 from webapp.extensions import db
 from webapp.models import CampaignEnrollment, Contact, ContactImport, Workspace
 from webapp.services import imports as import_service
@@ -40,32 +40,12 @@ def uploads(tmp_path):
 
 
 @pytest.fixture
-def owner_api(app, owner) -> ApiClient:
-    return ApiClient(app.test_client(), owner)
-
-
-@pytest.fixture
 def campaign(owner_api) -> dict:
     return factories.instance(owner_api, name="Spring launch")
 
 
-@pytest.fixture
-def browser(client, owner, login):
-    login(owner)
-    return client
-
-
 def token(client) -> str:
     return csrf_token(client, "/contacts")
-
-
-def scalar(app, query):
-    with app.app_context():
-        return db.session.scalar(query)
-
-
-def count(app, model, *where) -> int:
-    return scalar(app, sa.select(sa.func.count()).select_from(model).where(*where))
 
 
 def enroll_url(campaign: dict, rest: str = "") -> str:

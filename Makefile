@@ -29,12 +29,15 @@ run: install
 	$(BIN)/flask worker & worker=$$!; \
 	$(BIN)/flask run --host 127.0.0.1 --port 5000
 
+LINTED := webapp tests migrations bench wsgi.py
+
 lint: install-dev
-	$(BIN)/ruff check webapp tests migrations bench wsgi.py
+	$(BIN)/ruff check $(LINTED)
+	$(BIN)/ruff format --check $(LINTED)
 
 fmt: install-dev
-	$(BIN)/ruff check --fix webapp tests migrations bench wsgi.py
-	$(BIN)/ruff format webapp tests bench wsgi.py
+	$(BIN)/ruff check --fix $(LINTED)
+	$(BIN)/ruff format $(LINTED)
 
 test-sqlite: install-dev
 	env -u TEST_DATABASE_URL $(BIN)/pytest -n 2

@@ -68,5 +68,3 @@ def smtp_server(sink, free_port):
     controller.start()
     yield controller
     controller.stop()
-
-

@@ -119,7 +119,7 @@ def worker_command(once: bool):
         report = worker.run_once()
         click.echo(
             f"sent={report.sent} failed={report.failed} retried={report.retried} unknown={report.unknown} "
-            f"tasks={report.tasks} completed={report.completed} reaped={report.reaped}"
+            f"tasks={report.tasks} completed={report.completed} reaped={report.reaped} released={report.released}"
         )
         return
     worker.run_forever()

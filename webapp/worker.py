@@ -2,30 +2,45 @@
 
 Any number of workers may share one PostgreSQL database (claims use SKIP LOCKED); on SQLite
 run one. SIGTERM or SIGINT: the message in hand is finished and recorded, claims not yet
-attempted are given back, nothing new is claimed.
+tried are given back, nothing new is claimed.
+
+What it survives:
+- **A relay that keeps failing** (WORKER_PAUSE_AFTER_FAILURES temporary failures in a row): it
+  gives the batch back and sends nothing for WORKER_PAUSE_SECONDS, then tries one message (the
+  probe); if that goes, it carries on; if not, it pauses again.
+- **A database it cannot reach**: each message is marked `sending` just before its SMTP
+  transaction, so when the mark fails nothing more is sent. The outcomes it holds and the claims
+  it did not try are recorded and given back once the database answers again.
+- **Being killed**: its untried claims go back to the queue when their lease ends; the one
+  message that was in its SMTP transaction becomes `unknown` for a person to resolve.
 """
 
 import logging
 import signal
 import threading
 import time
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from flask import Flask
 
 from webapp.engine import mailer
 from webapp.extensions import db
 from webapp.models import utcnow
-from webapp.services import dispatch, imports
+from webapp.services import imports, tasks
 from webapp.services.idempotency import prune_idempotency_keys
+from webapp.services.sending.claim import ClaimReport, claim_due_work
+from webapp.services.sending.compose import prepare_deliveries
+from webapp.services.sending.deliveries import reap_expired_claims, release_claims
+from webapp.services.sending.record import Marker, Outcome, SendResult, record_outcomes, send_prepared
 
 log = logging.getLogger("drumbeat.worker")
 # Outcomes are recorded in one transaction per this many messages: fewer round trips. Each group
-# is recorded on a second thread while the next group is sent (see `_Recorder`), so a crash
-# leaves at most twice this many sent messages in `unknown` (never resent), and never more than
-# the batch claimed: every batch is recorded in full before the next claim.
+# is recorded on a second thread while the next group is sent (see `_Recorder`). A message's own
+# status (sending, then sent) is stored before the next one is sent, so a crash never leaves
+# more than the message in hand `unknown`; the group only follows through (events, next step).
 RECORD_EVERY = 50
 
 
@@ -37,20 +52,21 @@ class RunReport:
     unknown: int = 0
     tasks: int = 0
     completed: int = 0
-    reaped: int = 0
+    reaped: int = 0  # expired leases whose message was in flight: now unknown
+    released: int = 0  # expired leases never tried: back in the queue
     skipped_tasks: int = 0
     imports: int = 0
+    paused: bool = False
 
-    def add(self, outcome: dispatch.Outcome) -> None:
+    def add(self, result: SendResult) -> None:
         field = {
-            "sent": "sent",
-            "failed": "failed",
-            "unsendable": "failed",
-            "retry": "retried",
-            "unknown": "unknown",
-        }.get(outcome.status)
-        if field:
-            setattr(self, field, getattr(self, field) + 1)
+            Outcome.SENT: "sent",
+            Outcome.FAILED: "failed",
+            Outcome.UNSENDABLE: "failed",
+            Outcome.RETRY: "retried",
+            Outcome.UNKNOWN: "unknown",
+        }[result.outcome]
+        setattr(self, field, getattr(self, field) + 1)
 
 
 class Worker:
@@ -67,7 +83,14 @@ class Worker:
         self.clock = clock
         self.sleep = sleep
         self.stopping = False
-        self.transport_failures = 0
+        self.transport_failures = 0  # temporary failures in a row
+        self.paused_until: datetime | None = None
+        self.probing = False  # the next message tells whether the relay is back
+        self._streak: list[SendResult] = []  # this batch's temporary failures in a row
+        self._fixed_now = False  # run_once was given the time (tests, benchmarks)
+        # Held while the database cannot be reached; settled first thing in the next run.
+        self.unrecorded: list[SendResult] = []
+        self.unreleased: list[uuid.UUID] = []
 
     def stop(self, *_args) -> None:
         """Finish the message in hand, then stop (installed as the SIGTERM handler)."""
@@ -78,55 +101,120 @@ class Worker:
         signal.signal(signal.SIGINT, self.stop)
 
     def run_once(self, now: datetime | None = None) -> RunReport:
-        """Do every piece of work due at `now` (default: the clock), batch after batch."""
+        """Do every piece of work due at `now` (default: the clock, read again for each batch, so
+        that a long run's claims get full leases), batch after batch."""
         report = RunReport()
+        fixed = self._fixed_now = now is not None
         with self.app.app_context():
-            now = now or self.clock()
-            report.reaped = dispatch.reap_expired_claims(now)
-            report.skipped_tasks = dispatch.skip_overdue_tasks(now)
-            while not self.stopping and (import_id := imports.claim_next_import()):
-                imports.process_import(import_id)  # large CSV files, chunk by chunk
-                report.imports += 1
-            while not self.stopping:
-                claim = dispatch.claim_due_work(now)
-                report.tasks += claim.tasks
-                report.completed += claim.completed
-                if not (claim.deliveries or claim.tasks or claim.completed):
-                    break
-                self._send_batch(claim, report, now)
-            db.session.remove()
+            try:
+                now = now or self.clock()
+                self._settle(now)
+                reaped = reap_expired_claims(now)
+                report.reaped, report.released = reaped.unknown, reaped.released
+                report.skipped_tasks = tasks.skip_overdue_tasks(now)
+                while not self.stopping and (import_id := imports.claim_next_import()):
+                    imports.process_import(import_id)  # large CSV files, chunk by chunk
+                    report.imports += 1
+                if self.paused_until is not None:
+                    if now < self.paused_until:
+                        report.paused = True
+                        return report
+                    self.paused_until, self.probing = None, True
+                while not self.stopping and self.paused_until is None:
+                    now = now if fixed else self.clock()
+                    claim = claim_due_work(now)
+                    report.tasks += claim.tasks
+                    report.completed += claim.completed
+                    if not (claim.deliveries or claim.tasks or claim.completed):
+                        break
+                    self._send_batch(claim, report, now)
+                report.paused = self.paused_until is not None
+            finally:
+                db.session.remove()
         return report
 
-    def _send_batch(self, claim: dispatch.ClaimReport, report: RunReport, now: datetime) -> None:
-        """Send a claimed batch, recording outcomes every RECORD_EVERY messages (and on stop).
-        All of it is recorded when this returns (or raises)."""
-        prepared = dispatch.prepare_deliveries(claim.deliveries, claim.drafts)
-        recorder = _Recorder(self.app, self.transport, now)
-        pending: list[dispatch.Outcome] = []
+    def _settle(self, now: datetime) -> None:
+        """Record what a run broken off by the database left in hand: outcomes, and claims never tried."""
+        if self.unrecorded:
+            record_outcomes(self.unrecorded, store_copy=self._stores_copies, now=now)
+            log.info("recorded outcomes held while the database was away", extra={"count": len(self.unrecorded)})
+            self.unrecorded = []
+        if self.unreleased:
+            release_claims(self.unreleased, now, never_sent=True)
+            self.unreleased = []
+
+    @property
+    def _stores_copies(self) -> bool:
+        return getattr(self.transport, "stores_messages", False)
+
+    def _send_batch(self, claim: ClaimReport, report: RunReport, now: datetime) -> None:
+        """Send a claimed batch: each message marked `sending` in the statement that stores the
+        status of the one before, the groups recorded every RECORD_EVERY messages. When this
+        returns, all of it is recorded; when it raises, what it could not record is held in
+        `unrecorded` and `unreleased` for the next run."""
+        prepared = prepare_deliveries(claim.deliveries, claim.drafts)
+        recorder = _Recorder(self.app, self._stores_copies, now)
+        marker = Marker()
+        pending: list[SendResult] = []
+        self._streak = []  # a group already recorded cannot be given back
+        unstored: SendResult | None = None  # handed to the relay, its status not stored yet
+        done = 0  # prepared[:done] are handled
         try:
-            for index, item in enumerate(prepared):
-                if self.stopping or self.transport_failures >= self.app.config["WORKER_PAUSE_AFTER_FAILURES"]:
-                    if not self.stopping:
-                        # The relay keeps failing: stop hammering it, give the claims back for later.
-                        log.warning(
-                            "pausing sends after repeated transport failures",
-                            extra={"failures": self.transport_failures},
-                        )
-                    recorder.wait()
-                    dispatch.release_claims([p.delivery_id for p in prepared[index:]], now)
-                    return
-                outcome = dispatch.send_prepared(item, self.transport)
-                report.add(outcome)
-                self.transport_failures = self.transport_failures + 1 if outcome.status == "retry" else 0
-                pending.append(outcome)
+            for item in prepared:
+                if self.stopping or self.paused_until is not None:
+                    break
+                if item.problem is None:
+                    may_send = marker.step(unstored, item, now if self._fixed_now else self.clock())
+                    unstored = None
+                    if not may_send:  # its lease ran out and the claim was handed back
+                        done += 1
+                        continue
+                result = send_prepared(item, self.transport)
+                done += 1
+                if result.outcome in (Outcome.SENT, Outcome.RETRY, Outcome.FAILED):
+                    unstored = result
+                report.add(result)
+                self._watch_relay(result, now)
+                pending.append(result)
                 if len(pending) >= RECORD_EVERY:
                     recorder.record(pending)
-                    pending = []
+                    pending, self._streak = [], []  # handed over: no longer ours to change
+            if unstored is not None:
+                marker.step(unstored, None, now if self._fixed_now else self.clock())
+            recorder.wait()
+            record_outcomes(pending, store_copy=self._stores_copies, now=now)
+            release_claims([p.delivery_id for p in prepared[done:]], now)  # stopping or pausing
+        except BaseException:
+            # The database (or a recording) failed: nothing more is sent; hold what is in hand.
+            recorder.join()
+            self.unrecorded += recorder.failed + pending
+            self.unreleased += [p.delivery_id for p in prepared[done:]]
+            raise
         finally:
-            error = recorder.finish()
-            dispatch.record_outcomes(pending, transport=self.transport, now=now)
-        if error is not None:
-            raise error
+            marker.close()
+
+    def _watch_relay(self, result: SendResult, now: datetime) -> None:
+        """Count temporary failures in a row; after WORKER_PAUSE_AFTER_FAILURES of them (or one
+        when probing), pause sending for WORKER_PAUSE_SECONDS. The messages the relay refused in
+        that row (in this batch) go again when the pause ends, their attempt not counted: the
+        fault was the relay's. Any answer from the relay that is not a temporary failure means
+        it works: the count starts again."""
+        if result.outcome == Outcome.RETRY:
+            self.transport_failures += 1
+            self._streak.append(result)
+            if self.probing or self.transport_failures >= self.app.config["WORKER_PAUSE_AFTER_FAILURES"]:
+                seconds = self.app.config["WORKER_PAUSE_SECONDS"]
+                self.paused_until, self.probing = now + timedelta(seconds=seconds), False
+                for refused in self._streak:
+                    refused.relay_down_until = self.paused_until
+                log.warning(
+                    "pausing sends: the relay keeps failing",
+                    extra={"failures": self.transport_failures, "pause_seconds": seconds},
+                )
+        elif result.outcome in (Outcome.SENT, Outcome.FAILED):
+            if self.probing:
+                log.info("the relay answers again: sending resumes")
+            self.transport_failures, self.probing, self._streak = 0, False, []
 
     def run_forever(self) -> None:
         """The loop: work, then sleep until something may be due."""
@@ -137,7 +225,7 @@ class Worker:
         while not self.stopping:
             try:
                 report = self.run_once()
-                if report.sent or report.failed or report.tasks:
+                if report.sent or report.failed or report.tasks or report.reaped:
                     log.info("worker batch", extra=vars(report))
                 if time.monotonic() - last_prune > 3600:
                     with self.app.app_context():
@@ -146,14 +234,22 @@ class Worker:
                     last_prune = time.monotonic()
             except Exception:
                 log.exception("worker iteration failed; retrying")
-                with self.app.app_context():
-                    db.session.remove()
-            pause = self.app.config["WORKER_PAUSE_SECONDS"] if self.transport_failures else poll
-            self._sleep_interruptibly(pause)
+            self._sleep_interruptibly(poll)
+        self._settle_before_exit()
         closer = getattr(self.transport, "close", None)
         if closer:
             closer()
         log.info("worker stopped")
+
+    def _settle_before_exit(self) -> None:
+        if not (self.unrecorded or self.unreleased):
+            return
+        try:
+            with self.app.app_context():
+                self._settle(self.clock())
+                db.session.remove()
+        except Exception:
+            log.exception("could not record what was in hand; leases will settle it")
 
     def _sleep_interruptibly(self, seconds: float) -> None:
         deadline = time.monotonic() + seconds
@@ -166,39 +262,37 @@ class _Recorder:
     so that the database's work on one overlaps the SMTP conversation of the other. One group at
     a time; the worker waits for it before it touches the database itself."""
 
-    def __init__(self, app: Flask, transport, now: datetime):
+    def __init__(self, app: Flask, store_copy: bool, now: datetime):
         self.app = app
-        self.transport = transport
+        self.store_copy = store_copy
         self.now = now
         self._thread: threading.Thread | None = None
-        self._error: BaseException | None = None
+        self.error: BaseException | None = None
+        self.failed: list[SendResult] = []  # the group whose recording failed
 
-    def record(self, outcomes: list[dispatch.Outcome]) -> None:
-        """Start recording `outcomes` once the group before is recorded (raising its error, if any)."""
+    def record(self, results: list[SendResult]) -> None:
+        """Start recording `results` once the group before is recorded (raising its error, if any)."""
         self.wait()
-        self._thread = threading.Thread(target=self._run, args=(outcomes,), name="drumbeat-recorder")
+        self._thread = threading.Thread(target=self._run, args=(results,), name="drumbeat-recorder")
         self._thread.start()
 
     def wait(self) -> None:
         """Wait until the group being recorded is; raise the error its recording failed with."""
-        error = self.finish()
-        if error is not None:
-            raise error
+        self.join()
+        if self.error is not None:
+            raise self.error
 
-    def finish(self) -> BaseException | None:
-        """Wait until the group being recorded is; return the error its recording failed with."""
+    def join(self) -> None:
         if self._thread is not None:
             self._thread.join()
             self._thread = None
-        error, self._error = self._error, None
-        return error
 
-    def _run(self, outcomes: list[dispatch.Outcome]) -> None:
+    def _run(self, results: list[SendResult]) -> None:
         try:
             with self.app.app_context():  # its own session and connection
                 try:
-                    dispatch.record_outcomes(outcomes, transport=self.transport, now=self.now)
+                    record_outcomes(results, store_copy=self.store_copy, now=self.now)
                 finally:
                     db.session.remove()
-        except BaseException as exc:  # handed over to the worker's thread by wait() or finish()
-            self._error = exc
+        except BaseException as exc:  # handed over to the worker's thread by wait()
+            self.error, self.failed = exc, results

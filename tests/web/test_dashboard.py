@@ -4,8 +4,7 @@ import json
 import re
 from datetime import UTC, datetime, timedelta
 
-from tests import factories
-from webapp.services import dispatch
+from tests import builders, factories
 from webapp.worker import Worker
 
 
@@ -112,8 +111,8 @@ def test_without_an_active_campaign_it_says_so(client, owner, login):
 def test_paused_bouncing_and_unknown_campaigns_need_attention(app, api, client, owner, login):
     running_campaign(api, 1, name="Unknown one")
     with app.app_context():
-        assert dispatch.claim_due_work(datetime.now(UTC) + timedelta(minutes=1)).deliveries
-    # The worker died after claiming: the lease expires into an unknown delivery.
+        assert builders.in_flight(datetime.now(UTC) + timedelta(minutes=1))
+    # The worker died mid-send: the lease expires into an unknown delivery.
     Worker(app).run_once(now=datetime.now(UTC) + timedelta(hours=1))
     factories.instance(api, status="paused", name="Paused one")
     _, (b1, b2), step = running_campaign(api, 2, name="Bouncy one")

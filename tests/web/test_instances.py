@@ -8,10 +8,10 @@ from datetime import UTC, datetime, timedelta
 import pytest
 import sqlalchemy as sa
 
-from tests import factories
+from tests import builders, factories
 from tests.web.conftest import csrf_token
 from webapp.extensions import db
-from webapp.services import dispatch
+from webapp.services.sending import deliveries
 
 HTMX = {"HX-Request": "true"}
 RESTORE = {"HX-Request": "true", "HX-History-Restore-Request": "true"}
@@ -77,8 +77,8 @@ def make_unknown_delivery(app, api) -> dict:
     instance = factories.instance(api, status="active")
     factories.enroll(api, instance["id"], 1)
     with app.app_context():
-        dispatch.claim_due_work(later())
-        assert dispatch.reap_expired_claims(later(hours=1)) == 1
+        builders.in_flight(later())
+        assert deliveries.reap_expired_claims(later(hours=1)).unknown == 1
     return instance
 
 
@@ -443,7 +443,7 @@ def test_a_refused_enrollment_action_is_a_409(web, api, active, token):
     unenroll_again = web.post(f"{url}/unenroll", data={"csrf_token": token})
 
     assert resume_active.status_code == 409 and "Cannot resume" in html(resume_active)
-    assert unenroll_again.status_code == 409 and "already removed" in html(unenroll_again)
+    assert unenroll_again.status_code == 409 and "Cannot unenroll a removed enrollment" in html(unenroll_again)
 
 
 def test_an_enrollment_of_another_campaign_is_not_found_under_this_one(web, api, active, draft, token):

@@ -92,6 +92,19 @@ def test_each_task_shows_the_contact_the_profile_and_the_message_to_copy(client,
     assert f'data-copy="{message.group(1)}" hidden>Copy message</button>' in html
 
 
+def test_the_api_gives_the_message_the_dashboard_shows(client, owner, login, api, campaign):
+    login(owner)
+    html = client.get("/tasks").get_data(as_text=True)
+    shown = re.findall(
+        r'<textarea class="[^"]*" id="message-([0-9a-f-]+)" rows="\d+" readonly>([^<]*)</textarea>', html
+    )
+
+    given = {task["id"]: task["message"] for task in tasks(api)}
+
+    assert dict(shown) == given
+    assert sorted(given.values()) == [f"Hi Person{n}, shall we connect?" for n in range(3)]
+
+
 @pytest.mark.parametrize("url", ["javascript:alert(1)", "data:text/html,hi", "//evil.test/x", "linkedin.com/in/x"])
 def test_only_http_links_become_profile_links(app, client, owner, login, campaign, url):
     with app.app_context():

@@ -757,6 +757,19 @@ def test_the_preview_renders_for_a_chosen_contact_and_returns_only_the_fragment(
     assert "unresolved" not in html
 
 
+def test_the_preview_signs_with_the_sender_a_campaign_of_the_template_would_use(signed_in, token, api, app, owner):
+    from webapp.services.workspaces import update_sender_defaults
+
+    with app.app_context():
+        update_sender_defaults(owner.workspace, {"from_name": "Ada at Acme", "from_email": "ada@acme.test"})
+    plain = api.post("/templates", json={"name": "Plain"}).get_json()["data"]
+    signed = api.post("/templates", json={"name": "Signed", "settings": {"from_name": "Bo"}}).get_json()["data"]
+
+    for template, name in ((plain, "Ada at Acme"), (signed, "Bo")):
+        html = html_of(preview(signed_in, template["id"], token, subject="Hi", body="Cheers, {{ sender_name }}"))
+        assert f"Cheers, {name}" in html
+
+
 def test_the_preview_highlights_and_lists_unresolved_variables(signed_in, token, sequence, api):
     contact = api.post("/contacts", json={"email": "nameless@initech.test"}).get_json()["data"]
 

@@ -7,7 +7,7 @@ from flask import g
 from webapp.api import bp
 from webapp.api.base import Page, operation
 from webapp.schemas.contacts import ContactData, ContactOut, ContactQuery, ContactUpdate, SuppressionIn, SuppressionOut
-from webapp.services import contacts
+from webapp.services import contacts, lifecycle
 
 TAG = "contacts"
 
@@ -78,4 +78,6 @@ def get_suppression(contact_id: uuid.UUID):
 )
 def set_suppression(contact_id: uuid.UUID, body: SuppressionIn):
     """Suppressing stops the contact's live enrollments in every campaign of the workspace."""
-    return contacts.set_contact_status(g.workspace, contact_id, status=body.status, reason=body.reason)
+    return contacts.set_contact_status(
+        g.workspace, contact_id, status=body.status, reason=body.reason, actor=lifecycle.Actor.API
+    )

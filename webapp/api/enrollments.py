@@ -16,7 +16,7 @@ from webapp.schemas.enrollments import (
     EnrollmentStatusIn,
 )
 from webapp.schemas.events import EventOut
-from webapp.services import enrollments
+from webapp.services import enrollments, lifecycle
 
 TAG = "enrollments"
 
@@ -91,7 +91,7 @@ def get_enrollment(enrollment_id: uuid.UUID):
     extra_errors=(409,),
 )
 def update_enrollment(enrollment_id: uuid.UUID, body: EnrollmentStatusIn):
-    return enrollments.change_enrollment_status(g.workspace, enrollment_id, body.status)
+    return enrollments.change_enrollment_status(g.workspace, enrollment_id, body.status, actor=lifecycle.Actor.API)
 
 
 @operation(
@@ -105,7 +105,7 @@ def update_enrollment(enrollment_id: uuid.UUID, body: EnrollmentStatusIn):
 )
 def delete_enrollment(enrollment_id: uuid.UUID):
     """The enrollment becomes `removed` (final); its history stays."""
-    return enrollments.unenroll(g.workspace, enrollment_id)
+    return enrollments.unenroll(g.workspace, enrollment_id, actor=lifecycle.Actor.API)
 
 
 @operation(

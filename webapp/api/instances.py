@@ -9,8 +9,9 @@ from webapp.api.base import Page, operation
 from webapp.extensions import limiter
 from webapp.schemas.analytics import PerformanceOut
 from webapp.schemas.instances import InstanceIn, InstanceOut, InstanceQuery, InstanceStatusIn
-from webapp.schemas.tasks import ScheduleList, ScheduleQuery
-from webapp.services import analytics, instances, schedule
+from webapp.schemas.tasks import ResolveDeliveriesOut, ResolveDeliveryIn, ScheduleList, ScheduleQuery
+from webapp.services import analytics, instances, lifecycle, schedule
+from webapp.services.sending import deliveries
 
 TAG = "instances"
 
@@ -65,7 +66,7 @@ def get_instance(instance_id: uuid.UUID):
 def update_instance_status(instance_id: uuid.UUID, body: InstanceStatusIn):
     """draft -> active (launch) -> paused <-> active -> completed; draft -> completed (cancel).
     An invalid transition is a 409 whose message lists the allowed ones."""
-    return instances.change_instance_status(g.workspace, instance_id, body.status)
+    return instances.change_instance_status(g.workspace, instance_id, body.status, actor=lifecycle.Actor.API)
 
 
 @operation(
@@ -96,3 +97,21 @@ def get_instance_schedule(instance_id: uuid.UUID, query: ScheduleQuery):
     """The next sends of the campaign, in time order, with the reason for any delay (send
     window, daily cap, paused campaign, waiting for a task)."""
     return ScheduleList(items=schedule.preview_schedule(g.workspace, instance_id, limit=query.limit))
+
+
+@operation(
+    bp,
+    "POST",
+    "/instances/<uuid:instance_id>/deliveries/resolve",
+    summary="Resolve a campaign's unknown deliveries at once",
+    tag=TAG,
+    body=ResolveDeliveryIn,
+    response=ResolveDeliveriesOut,
+)
+def resolve_instance_deliveries(instance_id: uuid.UUID, body: ResolveDeliveryIn):
+    """Every delivery of the campaign whose outcome is unknown (a worker stopped mid-send): all
+    were sent (their enrollments move on), or none was (they go out again)."""
+    resolved = deliveries.resolve_unknown_deliveries(
+        g.workspace, instance_id, sent=body.sent, actor=lifecycle.Actor.API
+    )
+    return ResolveDeliveriesOut(resolved=resolved)

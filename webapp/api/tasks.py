@@ -7,13 +7,14 @@ from flask import g
 from webapp.api import bp
 from webapp.api.base import Page, operation
 from webapp.schemas.tasks import DeliveryOut, DeliveryQuery, ResolveDeliveryIn, TaskFinishIn, TaskOut, TaskQuery
-from webapp.services import dispatch, tasks
+from webapp.services import lifecycle, tasks
+from webapp.services.sending import deliveries
 
 TAG = "tasks"
 
 
 def task_view(row) -> dict:
-    task, contact, step, instance = row
+    task, contact, step, instance, message = row
     return {
         "id": task.id,
         "type": task.type,
@@ -25,7 +26,7 @@ def task_view(row) -> dict:
         "instance_name": instance.name,
         "step_id": step.id,
         "step_number": step.position,
-        "message": step.body,
+        "message": message,
         "contact": contact,
     }
 
@@ -62,7 +63,7 @@ def _finished(task_id: uuid.UUID) -> dict:
 )
 def complete_task(task_id: uuid.UUID, body: TaskFinishIn):
     """The enrollment moves on to its next step."""
-    tasks.finish_task(g.workspace, task_id, done=True, reason=body.note)
+    tasks.finish_task(g.workspace, task_id, done=True, reason=body.note, actor=lifecycle.Actor.API)
     return _finished(task_id)
 
 
@@ -78,7 +79,7 @@ def complete_task(task_id: uuid.UUID, body: TaskFinishIn):
 )
 def skip_task(task_id: uuid.UUID, body: TaskFinishIn):
     """The skip is recorded on the enrollment's timeline and the enrollment moves on."""
-    tasks.finish_task(g.workspace, task_id, done=False, reason=body.note or "skipped")
+    tasks.finish_task(g.workspace, task_id, done=False, reason=body.note or "skipped", actor=lifecycle.Actor.API)
     return _finished(task_id)
 
 
@@ -94,7 +95,7 @@ def skip_task(task_id: uuid.UUID, body: TaskFinishIn):
 )
 def list_deliveries(query: DeliveryQuery):
     """A delivery is `unknown` when a worker stopped between sending and recording: resolve it."""
-    items, total = dispatch.list_deliveries(g.workspace, status=query.status, page=query.page, limit=query.limit)
+    items, total = deliveries.list_deliveries(g.workspace, status=query.status, page=query.page, limit=query.limit)
     return Page(items, total, query.page, query.limit)
 
 
@@ -109,4 +110,4 @@ def list_deliveries(query: DeliveryQuery):
     extra_errors=(409,),
 )
 def resolve_delivery(delivery_id: uuid.UUID, body: ResolveDeliveryIn):
-    return dispatch.resolve_unknown_delivery(g.workspace, delivery_id, sent=body.sent)
+    return deliveries.resolve_unknown_delivery(g.workspace, delivery_id, sent=body.sent, actor=lifecycle.Actor.API)

@@ -21,6 +21,14 @@ def parse_country(code: str) -> tuple[str, str | None]:
     return match.group(1), match.group(2)
 
 
+@functools.cache
+def supported_codes() -> tuple[str, ...]:
+    """Every code with a calendar, countries and their subdivisions (``US``, ``US-CA``...), sorted."""
+    calendars = holiday_calendars.list_supported_countries(include_aliases=False)
+    codes = [*calendars, *(f"{country}-{sub}" for country, subs in calendars.items() for sub in subs)]
+    return tuple(sorted(code for code in codes if _CODE.fullmatch(code)))
+
+
 def check_country(code: str) -> str:
     """Return the normalized code if a holiday calendar exists for it; raise ValueError otherwise."""
     country, subdivision = parse_country(code)

@@ -1,4 +1,5 @@
-"""Status and type vocabularies. Stored as strings; the state machines live in services."""
+"""Status and type vocabularies. Stored as strings; the state machines live in services
+(the enrollment's in services/lifecycle.py)."""
 
 from enum import StrEnum
 
@@ -54,9 +55,6 @@ class EnrollmentStatus(StrEnum):
     REMOVED = "removed"
 
 
-LIVE_ENROLLMENT_STATUSES = (EnrollmentStatus.ENROLLED, EnrollmentStatus.ACTIVE, EnrollmentStatus.PAUSED)
-
-
 class EventType(StrEnum):
     SENT = "sent"
     DELIVERED = "delivered"
@@ -72,7 +70,8 @@ class EventType(StrEnum):
 
 
 class DeliveryStatus(StrEnum):
-    CLAIMED = "claimed"
+    CLAIMED = "claimed"  # leased by a worker, not tried yet
+    SENDING = "sending"  # its SMTP transaction is under way
     SENT = "sent"
     FAILED = "failed"
     UNKNOWN = "unknown"

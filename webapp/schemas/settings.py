@@ -5,6 +5,7 @@ from typing import Annotated, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, WithJsonSchema, model_validator
 
+from webapp.engine.holidays import supported_codes
 from webapp.schemas.common import TimeZone, int_range
 
 HHMM = Annotated[str, Field(pattern=r"^([01]\d|2[0-3]):[0-5]\d$")]
@@ -36,7 +37,16 @@ def _country(value: str | None) -> str | None:
         return value
     if not re.fullmatch(COUNTRY_PATTERN, value):
         raise ValueError("must be an ISO country code such as US or DE-BY")
+    if value not in supported_codes():
+        raise ValueError(f"there is no holiday calendar for {value}")
     return value
+
+
+HolidayCountry = Annotated[
+    str,
+    AfterValidator(_country),
+    WithJsonSchema({"type": "string", "enum": list(supported_codes()), "description": "A holiday calendar."}),
+]
 
 
 class CampaignSettings(BaseModel):
@@ -46,9 +56,7 @@ class CampaignSettings(BaseModel):
     timezone: TimeZone | None = None
     daily_cap: int_range(1, 100_000) | None = None
     min_gap_seconds: int_range(0, 86_400) | None = None
-    skip_holidays: (
-        Annotated[str, AfterValidator(_country), WithJsonSchema({"type": "string", "pattern": COUNTRY_PATTERN})] | None
-    ) = None
+    skip_holidays: HolidayCountry | None = None
     track_opens: bool | None = None
     track_clicks: bool | None = None
     stop_on: list[Literal["reply", "bounce", "unsubscribe"]] | None = Field(default=None, max_length=3)

@@ -42,7 +42,7 @@ class TaskOut(Output):
 
 
 class DeliveryQuery(Query):
-    status: Literal["claimed", "sent", "failed", "unknown", "retry"] | None = "unknown"
+    status: Literal["claimed", "sending", "sent", "failed", "unknown", "retry"] | None = "unknown"
 
 
 class DeliveryOut(Output):
@@ -60,6 +60,10 @@ class DeliveryOut(Output):
 
 class ResolveDeliveryIn(Input):
     sent: bool = Field(description="True: the message did go out (the enrollment moves on). False: send it again.")
+
+
+class ResolveDeliveriesOut(Output):
+    resolved: int = Field(description="How many unknown deliveries were resolved.")
 
 
 class ScheduleQuery(Query):

@@ -15,8 +15,9 @@ import sqlalchemy as sa
 from webapp.errors import ValidationFailed
 from webapp.extensions import db
 from webapp.models import CampaignEnrollment, CampaignInstance, Delivery, EventRollup, SequenceStep, Workspace, utcnow
-from webapp.models.enums import LIVE_ENROLLMENT_STATUSES, DeliveryStatus, EnrollmentStatus, InstanceStatus
+from webapp.models.enums import DeliveryStatus, EnrollmentStatus, InstanceStatus
 from webapp.schemas.analytics import DailyPoint, PerformanceOut, Rates, StepCounts, StepPerformance, Totals
+from webapp.services.lifecycle import LIVE
 from webapp.services.lookups import get_owned
 
 EVENT_COUNTS = ("sent", "delivered", "replied", "bounced", "unsubscribed")
@@ -75,7 +76,7 @@ def instance_performance(workspace: Workspace, instance_id: uuid.UUID) -> Perfor
                 daily[day][kind] += n
     totals = Totals(
         enrolled=sum(statuses.values()),
-        active=sum(statuses[s] for s in LIVE_ENROLLMENT_STATUSES),
+        active=sum(statuses[s] for s in LIVE),
         completed=statuses[EnrollmentStatus.COMPLETED],
         **{k: overall.get(k, 0) for k in (*EVENT_COUNTS, *UNIQUE_COUNTS)},
     )

@@ -96,3 +96,68 @@ def _postgresql(table, rows, columns, conflict, returning, update) -> list[sa.Ro
     stmt = postgresql.insert(table).from_select(columns, sa.select(*source.c))
     stmt = _on_conflict(stmt, table, conflict, update).returning(*returning)
     return list(connection.execute(stmt).all())
+
+
+def insert_each(table: sa.Table, columns: list[str], rows: list[tuple], values: dict) -> None:
+    """INSERT one row into `table` per tuple of `rows` (values of `columns`), with `values` for
+    the other columns. On PostgreSQL it is one statement (the rows as arrays, joined back with
+    unnest): no thousand parameters to bind and send; elsewhere an executemany."""
+    if dialect_name() == "postgresql":
+        each = _unnest({name: table.c[name].type for name in columns}, rows)
+        constants = [sa.literal(value, table.c[name].type) for name, value in values.items()]
+        select = sa.select(*[each.c[name] for name in columns], *constants)
+        db.session.execute(sa.insert(table).from_select([*columns, *values], select))
+        return
+    db.session.execute(sa.insert(table), [{**values, **dict(zip(columns, row, strict=True))} for row in rows])
+
+
+def update_each(
+    statement: sa.Update,
+    key: sa.Column,
+    columns: dict[str, sa.Column],
+    rows: list[tuple],
+    *,
+    where: Callable[[dict[str, sa.ColumnElement]], sa.ColumnElement[bool]] | None = None,
+    returning: Sequence[sa.ColumnElement] = (),
+) -> list[sa.Row]:
+    """Run `statement` once per row, for the row whose `key` is the tuple's first value, setting
+    `columns` to the following values. `where(values)` adds a condition on each row's new values
+    (a dict of expressions by column name). On PostgreSQL it is one statement for all the rows
+    (the values as arrays, joined back with unnest); elsewhere one execution per row. Returns the
+    `returning` columns of the rows changed (nothing when `returning` is empty)."""
+    if not rows:
+        return []
+    names = ["key", *columns]
+    if dialect_name() == "postgresql":
+        each = _unnest(dict(zip(names, [key.type, *(c.type for c in columns.values())], strict=True)), rows)
+        statement = statement.where(key == each.c.key).values(
+            {column: each.c[name] for name, column in columns.items()}
+        )
+        if where is not None:
+            statement = statement.where(where({name: each.c[name] for name in columns}))
+        if not returning:
+            db.session.execute(statement)
+            return []
+        return list(db.session.execute(statement.returning(*returning)))
+    new_values = {name: sa.bindparam(f"each_{name}", type_=column.type) for name, column in columns.items()}
+    statement = statement.where(key == sa.bindparam("each_key", type_=key.type)).values(
+        {column: new_values[name] for name, column in columns.items()}
+    )
+    if where is not None:
+        statement = statement.where(where(new_values))
+    params = [dict(zip([f"each_{name}" for name in names], row, strict=True)) for row in rows]
+    if not returning:
+        db.session.execute(statement, params)
+        return []
+    statement = statement.returning(*returning)
+    return [changed for one in params for changed in db.session.execute(statement, one)]
+
+
+def _unnest(types: dict[str, sa.types.TypeEngine], rows: list[tuple]):
+    """PostgreSQL: `rows` as a table named `each` with the columns `types`, sent as one array per column."""
+    arrays = [
+        sa.bindparam(f"each_{name}", [row[i] for row in rows], type_=postgresql.ARRAY(type_))
+        for i, (name, type_) in enumerate(types.items())
+    ]
+    columns = [sa.column(name, type_) for name, type_ in types.items()]
+    return sa.func.unnest(*arrays).table_valued(*columns).render_derived(name="each")

@@ -9,16 +9,17 @@ from sqlalchemy.exc import IntegrityError
 from webapp.errors import Conflict
 from webapp.extensions import db
 from webapp.models import CampaignEnrollment, Contact, Workspace, utcnow
-from webapp.models.enums import LIVE_ENROLLMENT_STATUSES, ContactStatus, EnrollmentStatus
+from webapp.models.enums import ContactStatus
 from webapp.schemas.contacts import ContactData, ContactUpdate
+from webapp.services import lifecycle
 from webapp.services.bulk import one_of
 from webapp.services.lookups import get_owned, like_pattern, paginate
 
-# What a suppressed contact's live enrollments become.
-STOPPED_STATUS = {
-    ContactStatus.UNSUBSCRIBED: EnrollmentStatus.UNSUBSCRIBED,
-    ContactStatus.COMPLAINED: EnrollmentStatus.UNSUBSCRIBED,
-    ContactStatus.BOUNCED: EnrollmentStatus.BOUNCED,
+# What stops a suppressed contact's live enrollments.
+STOPPING_TRANSITION = {
+    ContactStatus.UNSUBSCRIBED: "unsubscribe",
+    ContactStatus.COMPLAINED: "unsubscribe",
+    ContactStatus.BOUNCED: "bounce",
 }
 
 
@@ -90,7 +91,14 @@ def delete_contact(workspace: Workspace, contact_id: uuid.UUID) -> None:
     db.session.commit()
 
 
-def set_contact_status(workspace: Workspace, contact_id: uuid.UUID, *, status: str, reason: str | None) -> Contact:
+def set_contact_status(
+    workspace: Workspace,
+    contact_id: uuid.UUID,
+    *,
+    status: str,
+    reason: str | None,
+    actor: lifecycle.Actor = lifecycle.Actor.PERSON,
+) -> Contact:
     """Suppress (unsubscribed, bounced, complained) or re-subscribe a contact.
 
     Suppressing stops the contact's live enrollments in every campaign of the workspace.
@@ -99,13 +107,18 @@ def set_contact_status(workspace: Workspace, contact_id: uuid.UUID, *, status: s
     if status == ContactStatus.SUBSCRIBED:
         contact.status, contact.status_reason = status, reason
     else:
-        suppress_contacts(workspace, [contact.id], status=status, reason=reason or f"marked {status} manually")
+        suppress_contacts(
+            workspace, [contact.id], status=status, reason=reason or f"marked {status} manually", actor=actor
+        )
     db.session.commit()
     return contact
 
 
-def suppress_contacts(workspace: Workspace, contact_ids: Iterable[uuid.UUID], *, status: str, reason: str) -> None:
-    """Mark contacts suppressed and stop their live enrollments. Flushes; the caller commits.
+def suppress_contacts(
+    workspace: Workspace, contact_ids: Iterable[uuid.UUID], *, status: str, reason: str, actor: lifecycle.Actor
+) -> None:
+    """Mark contacts suppressed and stop their live enrollments (through the lifecycle, as
+    `actor`). Flushes; the caller commits.
 
     A contact already suppressed keeps its first status (hard states are sticky).
     """
@@ -121,21 +134,12 @@ def suppress_contacts(workspace: Workspace, contact_ids: Iterable[uuid.UUID], *,
             .values(status=status, status_reason=reason[:255], updated_at=now)
             .execution_options(synchronize_session="fetch")
         )
-        db.session.execute(
-            sa.update(CampaignEnrollment)
-            .where(
-                CampaignEnrollment.workspace_id == workspace.id,
-                one_of(CampaignEnrollment.contact_id, chunk),
-                CampaignEnrollment.status.in_(LIVE_ENROLLMENT_STATUSES),
-            )
-            .values(
-                status=STOPPED_STATUS[status],
-                status_reason=reason[:255],
-                next_action_at=None,
-                completed_at=now,
-                updated_at=now,
-            )
-            .execution_options(synchronize_session=False)
+        lifecycle.change(
+            STOPPING_TRANSITION[status],
+            actor=actor,
+            where=[CampaignEnrollment.workspace_id == workspace.id, one_of(CampaignEnrollment.contact_id, chunk)],
+            reason=reason,
+            now=now,
         )
 
 

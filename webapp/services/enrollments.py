@@ -1,7 +1,6 @@
-"""Enrolling contacts into campaigns, one or ten thousand at a time, and each enrollment's life.
-
-enrolled -> active -> (paused <-> active) -> completed; any live state -> replied, bounced,
-unsubscribed, failed or removed, which are final. Suppressed contacts are never enrolled.
+"""Enrolling contacts into campaigns, one or ten thousand at a time, and the changes a person
+or a script makes to one enrollment (pause, resume, unenroll: see services/lifecycle.py).
+Suppressed contacts are never enrolled.
 """
 
 import uuid
@@ -11,13 +10,14 @@ import sqlalchemy as sa
 from pydantic import TypeAdapter, ValidationError
 from sqlalchemy.orm import contains_eager, joinedload
 
-from webapp.engine.scheduler import next_due
-from webapp.errors import Conflict, InvalidTransition, NotFound, ValidationFailed
+from webapp.engine import policy
+from webapp.errors import Conflict, NotFound, ValidationFailed
 from webapp.extensions import db
 from webapp.models import CampaignEnrollment, CampaignEvent, CampaignInstance, Contact, Workspace, utcnow
 from webapp.models.enums import EnrollmentStatus, InstanceStatus
 from webapp.schemas.enrollments import EnrollmentIn
 from webapp.schemas.validation import error_message
+from webapp.services import lifecycle
 from webapp.services.bulk import bulk_insert, dialect_name
 from webapp.services.contacts import contact_matches, suppress_contacts
 from webapp.services.instances import first_active_step
@@ -91,6 +91,7 @@ def upsert_contact_items(workspace: Workspace, items: list, *, suppress: bool = 
             [contact_id for contact_id, *_ in upserted],
             status="unsubscribed",
             reason="imported suppression list",
+            actor=lifecycle.Actor.IMPORTER,
         )
         report.suppressed = len(upserted)
     report.invalid.sort(key=lambda item: item["index"])
@@ -220,11 +221,10 @@ def _insert_enrollments(workspace: Workspace, instance: CampaignInstance, contac
     if not contact_ids:
         return []
     now = utcnow()
-    if instance.status == InstanceStatus.DRAFT:
-        status, next_action_at = EnrollmentStatus.ENROLLED, None
-    else:
+    status, next_action_at = lifecycle.initial_status(instance.status), None
+    if status == EnrollmentStatus.ACTIVE:
         step = first_active_step(instance)
-        status, next_action_at = EnrollmentStatus.ACTIVE, (next_due(now, step) if step else now)
+        next_action_at = policy.step_due(now, step) if step else now
     rows = [
         {
             "id": uuid.uuid4(),
@@ -313,38 +313,36 @@ def list_enrollments(
     return list(db.session.scalars(query)), total
 
 
-def change_enrollment_status(workspace: Workspace, enrollment_id: uuid.UUID, status: str) -> CampaignEnrollment:
-    """Pause (from enrolled or active) or resume (from paused) one enrollment."""
-    enrollment = get_owned(CampaignEnrollment, workspace, enrollment_id, lock=True)
+def change_enrollment_status(
+    workspace: Workspace, enrollment_id: uuid.UUID, status: str, *, actor: lifecycle.Actor = lifecycle.Actor.PERSON
+) -> CampaignEnrollment:
+    """Pause (from enrolled or active) or resume (from paused) one enrollment; InvalidTransition
+    (409) from any other status. A resumed enrollment whose step was due meanwhile is due now."""
+    enrollment = get_owned(CampaignEnrollment, workspace, enrollment_id)
     now = utcnow()
     if status == EnrollmentStatus.PAUSED:
-        if enrollment.status not in (EnrollmentStatus.ENROLLED, EnrollmentStatus.ACTIVE):
-            raise InvalidTransition(f"Cannot pause a {enrollment.status} enrollment. Allowed from: enrolled, active.")
-        enrollment.status, enrollment.status_reason = EnrollmentStatus.PAUSED, "paused manually"
+        lifecycle.change_one(enrollment, "pause", actor=actor, reason=lifecycle.Reason.PAUSED, now=now)
     elif status == EnrollmentStatus.ACTIVE:
-        if enrollment.status != EnrollmentStatus.PAUSED:
-            raise InvalidTransition(f"Cannot resume a {enrollment.status} enrollment. Allowed from: paused.")
         instance = db.session.get(CampaignInstance, enrollment.instance_id)
-        launched = instance.status != InstanceStatus.DRAFT
-        enrollment.status = EnrollmentStatus.ACTIVE if launched else EnrollmentStatus.ENROLLED
-        enrollment.status_reason = "resumed manually"
-        if launched and (enrollment.next_action_at is None or enrollment.next_action_at < now):
-            enrollment.next_action_at = now
+        target = lifecycle.resume_status(instance.status)
+        due = enrollment.next_action_at
+        if target == EnrollmentStatus.ACTIVE and (due is None or due < now):
+            due = now
+        lifecycle.change_one(
+            enrollment, "resume", actor=actor, to=target, reason=lifecycle.Reason.RESUMED, now=now, next_action_at=due
+        )
     else:
         raise ValidationFailed("status must be paused or active.")
-    enrollment.updated_at = now
     db.session.commit()
     return get_enrollment(workspace, enrollment.id)
 
 
-def unenroll(workspace: Workspace, enrollment_id: uuid.UUID) -> CampaignEnrollment:
+def unenroll(
+    workspace: Workspace, enrollment_id: uuid.UUID, *, actor: lifecycle.Actor = lifecycle.Actor.PERSON
+) -> CampaignEnrollment:
     """Remove a live enrollment (final). Its history stays."""
-    enrollment = get_owned(CampaignEnrollment, workspace, enrollment_id, lock=True)
-    if enrollment.status not in (EnrollmentStatus.ENROLLED, EnrollmentStatus.ACTIVE, EnrollmentStatus.PAUSED):
-        raise InvalidTransition(f"Enrollment is already {enrollment.status}; only live enrollments can be removed.")
-    now = utcnow()
-    enrollment.status, enrollment.status_reason = EnrollmentStatus.REMOVED, "unenrolled"
-    enrollment.next_action_at, enrollment.completed_at, enrollment.updated_at = None, now, now
+    enrollment = get_owned(CampaignEnrollment, workspace, enrollment_id)
+    lifecycle.change_one(enrollment, "remove", actor=actor, reason=lifecycle.Reason.UNENROLLED)
     db.session.commit()
     return get_enrollment(workspace, enrollment.id)
 

@@ -29,14 +29,15 @@ from webapp.models import (
     Workspace,
     utcnow,
 )
-from webapp.models.enums import LIVE_ENROLLMENT_STATUSES, ContactStatus, EnrollmentStatus, EventType
+from webapp.models.enums import ContactStatus, EventType
 from webapp.schemas.events import EventIn
+from webapp.services import lifecycle
 from webapp.services.bulk import bulk_insert, dialect_name, one_of
 from webapp.services.contacts import suppress_contacts
+from webapp.services.sending.settings import merged_values, stop_on
 
 UNIQUE_TYPES = (EventType.OPENED, EventType.CLICKED)
 STOPPING_TYPES = (EventType.REPLIED, EventType.BOUNCED, EventType.UNSUBSCRIBED, EventType.COMPLAINED)
-DEFAULT_STOP_ON = ("reply", "bounce", "unsubscribe")
 NO_ENROLLMENT = "no enrollment matches this event in the workspace"
 
 
@@ -119,8 +120,10 @@ def record_event(
     channel: str = "email",
     occurred_at: datetime | None = None,
     metadata: dict | None = None,
+    actor: lifecycle.Actor = lifecycle.Actor.EVENT,
 ) -> bool:
-    """Store one event produced inside Drumbeat (a send, a pixel open). Flushes; the caller commits.
+    """Store one event produced inside Drumbeat (a pixel open, a task done, a bounce at send
+    time). A stopping event stops the enrollment as `actor`. Flushes; the caller commits.
 
     Returns False when the event was already stored.
     """
@@ -137,7 +140,7 @@ def record_event(
         "metadata": metadata or {},
     }
     outcome = _store_and_count([row])
-    _apply(workspace, outcome.stopping)
+    _apply(workspace, outcome.stopping, actor)
     return outcome.stored == 1
 
 
@@ -381,7 +384,7 @@ def _update_rollups(rows: list[dict]) -> None:
     )
 
 
-def _apply(workspace: Workspace, stopping: list[dict]) -> None:
+def _apply(workspace: Workspace, stopping: list[dict], actor: lifecycle.Actor = lifecycle.Actor.EVENT) -> None:
     """Stop enrollments and suppress contacts for the new stopping events (from _store_and_count).
     The first stopping event of an enrollment, and of a contact, decides its status."""
     if not stopping:
@@ -395,47 +398,33 @@ def _apply(workspace: Workspace, stopping: list[dict]) -> None:
         .where(one_of(CampaignEnrollment.id, {row["enrollment_id"] for row in stopping}))
     )
     enrollments = {
-        enrollment_id: (contact_id, _stop_on(instance_settings, template_settings))
+        enrollment_id: (contact_id, stop_on(merged_values(None, template_settings, instance_settings)))
         for enrollment_id, contact_id, instance_settings, template_settings in db.session.execute(query)
     }
-    stops: dict[uuid.UUID, str] = {}  # enrollment -> status
+    stops: dict[uuid.UUID, str] = {}  # enrollment -> transition
     suppress: dict[uuid.UUID, str] = {}  # contact -> status
     for row in sorted(stopping, key=lambda r: r["occurred_at"]):
         enrollment_id, kind = row["enrollment_id"], row["type"]
-        contact_id, stop_on = enrollments[enrollment_id]
+        contact_id, stops_on = enrollments[enrollment_id]
         if kind == EventType.REPLIED:
-            if "reply" in stop_on:
-                stops.setdefault(enrollment_id, EnrollmentStatus.REPLIED)
+            if "reply" in stops_on:
+                stops.setdefault(enrollment_id, "reply")
         elif kind == EventType.BOUNCED:
             if row["bounce_type"] == "soft":
                 continue
             suppress.setdefault(contact_id, ContactStatus.BOUNCED)
-            if "bounce" in stop_on:
-                stops.setdefault(enrollment_id, EnrollmentStatus.BOUNCED)
+            if "bounce" in stops_on:
+                stops.setdefault(enrollment_id, "bounce")
         else:  # unsubscribed, complained
             status = ContactStatus.UNSUBSCRIBED if kind == EventType.UNSUBSCRIBED else ContactStatus.COMPLAINED
             suppress.setdefault(contact_id, status)
-            stops.setdefault(enrollment_id, EnrollmentStatus.UNSUBSCRIBED)
+            stops.setdefault(enrollment_id, "unsubscribe")
     now = utcnow()
-    for status, enrollment_ids in _grouped(stops).items():
-        for start in range(0, len(enrollment_ids), 500):
-            db.session.execute(
-                sa.update(CampaignEnrollment)
-                .where(
-                    one_of(CampaignEnrollment.id, enrollment_ids[start : start + 500]),
-                    CampaignEnrollment.status.in_(LIVE_ENROLLMENT_STATUSES),
-                )
-                .values(
-                    status=status,
-                    status_reason=f"{status} (event)",
-                    next_action_at=None,
-                    completed_at=now,
-                    updated_at=now,
-                )
-                .execution_options(synchronize_session=False)
-            )
+    for name, enrollment_ids in _grouped(stops).items():
+        target = lifecycle.TRANSITIONS[name].targets[0]
+        lifecycle.change(name, actor=actor, ids=enrollment_ids, reason=f"{target} (event)", now=now)
     for status, contact_ids in _grouped(suppress).items():
-        suppress_contacts(workspace, contact_ids, status=status, reason=f"{status} (event)")
+        suppress_contacts(workspace, contact_ids, status=status, reason=f"{status} (event)", actor=actor)
 
 
 def _grouped(statuses: dict[uuid.UUID, str]) -> dict[str, list[uuid.UUID]]:
@@ -443,8 +432,3 @@ def _grouped(statuses: dict[uuid.UUID, str]) -> dict[str, list[uuid.UUID]]:
     for key, status in statuses.items():
         groups.setdefault(status, []).append(key)
     return groups
-
-
-def _stop_on(instance_settings: dict | None, template_settings: dict | None) -> set[str]:
-    stop_on = (instance_settings or {}).get("stop_on", (template_settings or {}).get("stop_on"))
-    return set(DEFAULT_STOP_ON if stop_on is None else stop_on)

@@ -8,13 +8,14 @@ import uuid
 
 import sqlalchemy as sa
 
-from webapp.engine.scheduler import next_due
+from webapp.engine import policy
 from webapp.errors import Conflict, InvalidTransition, NotFound
 from webapp.extensions import db
 from webapp.models import CampaignEnrollment, CampaignInstance, CampaignTemplate, SequenceStep, Workspace, utcnow
-from webapp.models.enums import LIVE_ENROLLMENT_STATUSES, EnrollmentStatus, InstanceStatus
+from webapp.models.enums import InstanceStatus
 from webapp.schemas.instances import InstanceIn
 from webapp.schemas.settings import settings_dict
+from webapp.services import lifecycle
 from webapp.services.lookups import get_owned, like_pattern, paginate
 
 TRANSITIONS: dict[str, tuple[str, ...]] = {
@@ -72,7 +73,9 @@ def first_active_step(instance: CampaignInstance) -> SequenceStep | None:
     )
 
 
-def change_instance_status(workspace: Workspace, instance_id: uuid.UUID, status: str) -> CampaignInstance:
+def change_instance_status(
+    workspace: Workspace, instance_id: uuid.UUID, status: str, *, actor: lifecycle.Actor = lifecycle.Actor.PERSON
+) -> CampaignInstance:
     """Move the instance to `status`, or InvalidTransition (409) naming the allowed ones.
 
     The row is locked for the change, so two concurrent changes end in one consistent state.
@@ -88,37 +91,34 @@ def change_instance_status(workspace: Workspace, instance_id: uuid.UUID, status:
     now = utcnow()
     if status == InstanceStatus.ACTIVE:
         if instance.status == InstanceStatus.DRAFT:
-            _launch(instance, now)
+            _launch(instance, now, actor)
         instance.paused_at = None
     elif status == InstanceStatus.PAUSED:
         instance.paused_at = now
     elif status == InstanceStatus.COMPLETED:
         instance.completed_at = now
-        db.session.execute(
-            sa.update(CampaignEnrollment)
-            .where(
-                CampaignEnrollment.instance_id == instance.id, CampaignEnrollment.status.in_(LIVE_ENROLLMENT_STATUSES)
-            )
-            .values(
-                status=EnrollmentStatus.COMPLETED,
-                status_reason="campaign completed",
-                completed_at=now,
-                next_action_at=None,
-                updated_at=now,
-            )
+        lifecycle.change(
+            "end",
+            actor=actor,
+            where=[CampaignEnrollment.instance_id == instance.id],
+            reason=lifecycle.Reason.CAMPAIGN_COMPLETED,
+            now=now,
         )
     instance.status = status
     db.session.commit()
     return instance
 
 
-def _launch(instance: CampaignInstance, now) -> None:
+def _launch(instance: CampaignInstance, now, actor: lifecycle.Actor) -> None:
     step = first_active_step(instance)
     if step is None:
         raise Conflict("The template has no active steps; add a step before launching.")
     instance.started_at = now
-    db.session.execute(
-        sa.update(CampaignEnrollment)
-        .where(CampaignEnrollment.instance_id == instance.id, CampaignEnrollment.status == EnrollmentStatus.ENROLLED)
-        .values(status=EnrollmentStatus.ACTIVE, next_action_at=next_due(now, step), updated_at=now)
+    lifecycle.change(
+        "launch",
+        actor=actor,
+        where=[CampaignEnrollment.instance_id == instance.id],
+        reason=None,
+        now=now,
+        next_action_at=policy.step_due(now, step),
     )

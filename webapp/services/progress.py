@@ -1,15 +1,16 @@
-"""Moving an enrollment along its sequence. Helpers for the dispatcher and tasks: they flush
-nothing and commit nothing; their callers do."""
+"""Moving enrollments along their sequences. Helpers for the send pipeline and tasks: they
+commit nothing; their callers do."""
 
 import uuid
 from datetime import datetime
 
 import sqlalchemy as sa
 
-from webapp.engine import scheduler
+from webapp.engine import policy
 from webapp.extensions import db
 from webapp.models import CampaignEnrollment, CampaignInstance, SequenceStep
-from webapp.models.enums import EnrollmentStatus
+from webapp.services import lifecycle
+from webapp.services.bulk import update_each
 
 
 class ActiveSteps:
@@ -31,23 +32,53 @@ class ActiveSteps:
         return next((s for s in self._cache[template_id] if s.position > position), None)
 
 
-def complete_enrollment(enrollment: CampaignEnrollment, now: datetime) -> None:
-    enrollment.status, enrollment.status_reason = EnrollmentStatus.COMPLETED, "all steps done"
-    enrollment.next_action_at, enrollment.completed_at, enrollment.updated_at = None, now, now
-
-
-def advance_enrollment(
-    enrollment: CampaignEnrollment, done: SequenceStep, now: datetime, steps: ActiveSteps | None = None
+def advance(
+    done: list[tuple[uuid.UUID, uuid.UUID, int]],
+    *,
+    now: datetime,
+    actor: lifecycle.Actor,
+    steps: ActiveSteps | None = None,
+    by_template: bool = False,
 ) -> None:
-    """Record `done` as the enrollment's last step and schedule the next one, or complete it."""
-    enrollment.current_step = done.position
-    enrollment.updated_at = now
-    template_id = db.session.scalar(
-        sa.select(CampaignInstance.template_id).where(CampaignInstance.id == enrollment.instance_id)
-    )
-    following = (steps or ActiveSteps()).after(template_id, done.position)
-    if following is None:
-        complete_enrollment(enrollment, now)
+    """Record a step done for each (enrollment id, campaign id, step position): the enrollment's
+    next step is due after its delay, or the enrollment completes. Only active enrollments that
+    had not done that step yet move (a reply recorded meanwhile keeps its final status; a step
+    recorded twice moves nothing twice). With `by_template` the second value is the template's
+    id rather than the campaign's. One UPDATE for those that go on and one for those that end."""
+    if not done:
         return
-    enrollment.status_reason = None
-    enrollment.next_action_at = scheduler.next_due(now, following)
+    steps = steps or ActiveSteps()
+    templates = {key: key for _, key, _ in done} if by_template else _templates({key for _, key, _ in done})
+    going_on, ending = [], []
+    for enrollment_id, key, position in done:
+        following = steps.after(templates[key], position)
+        if following is None:
+            ending.append((enrollment_id, position))
+        else:
+            going_on.append((enrollment_id, position, policy.step_due(now, following)))
+    table = CampaignEnrollment.__table__
+
+    def not_done_yet(values):
+        return table.c.current_step < values["current_step"]
+
+    update_each(
+        lifecycle.statement("advance", actor=actor, reason=None, now=now),
+        table.c.id,
+        {"current_step": table.c.current_step, "next_action_at": table.c.next_action_at},
+        going_on,
+        where=not_done_yet,
+    )
+    update_each(
+        lifecycle.statement("complete", actor=actor, reason=lifecycle.Reason.ALL_STEPS_DONE, now=now),
+        table.c.id,
+        {"current_step": table.c.current_step},
+        ending,
+        where=not_done_yet,
+    )
+
+
+def _templates(instance_ids: set[uuid.UUID]) -> dict[uuid.UUID, uuid.UUID]:
+    rows = db.session.execute(
+        sa.select(CampaignInstance.id, CampaignInstance.template_id).where(CampaignInstance.id.in_(instance_ids))
+    )
+    return {instance_id: template_id for instance_id, template_id in rows}

@@ -1,20 +1,32 @@
-"""What will go out when: the next sends of a campaign with their times and the reason for
-any delay. Uses the same send-window and cap rules as the dispatcher."""
+"""What will go out when: the next sends of a campaign with their times and the reason for any delay.
 
+The preview plays the worker forward: at each moment something becomes due it takes the due
+enrollments in the worker's order (follow-ups first, then by due time and id) and asks the same
+`claim.decide` the worker asks, with the same send policy and the sender's usage. So a time it
+shows is the time the worker sends at, as long as nothing changes meanwhile (a reply, a pause,
+another campaign of the same sender sending first). It plays the first enrollments in line
+(PREVIEW_ROWS per send shown, at least PREVIEW_MIN_ROWS).
+"""
+
+import heapq
+import itertools
 import uuid
-from collections import Counter
-from dataclasses import dataclass
-from datetime import datetime, timedelta
+from dataclasses import dataclass, field
+from datetime import datetime
 
 import sqlalchemy as sa
 
-from webapp.engine import scheduler
 from webapp.extensions import db
-from webapp.models import CampaignEnrollment, CampaignInstance, Contact, Workspace, utcnow
-from webapp.models.enums import Channel, EnrollmentStatus, InstanceStatus
-from webapp.services.dispatch import contact_zone, effective_settings, sender_of, sent_since
+from webapp.models import CampaignEnrollment, CampaignInstance, Contact, SequenceStep, Workspace, utcnow
+from webapp.models.enums import Channel, ContactStatus, EnrollmentStatus, InstanceStatus
+from webapp.services import lifecycle
 from webapp.services.lookups import get_owned
 from webapp.services.progress import ActiveSteps
+from webapp.services.sending import settings as sending_settings
+from webapp.services.sending.claim import Action, SenderUsages, decide
+
+PREVIEW_ROWS = 4
+PREVIEW_MIN_ROWS = 200
 
 
 @dataclass
@@ -27,79 +39,101 @@ class ScheduledSend:
     reason: str | None
 
 
+@dataclass
+class _InLine:
+    """An enrollment waiting in the simulated queue."""
+
+    send: ScheduledSend
+    step: SequenceStep
+    follow_up: bool
+    due: datetime  # its next_action_at, as the worker would store it
+    timezone: str | None
+    delays: list[str] = field(default_factory=list)
+
+    def order(self) -> tuple:
+        return (not self.follow_up, self.due, self.send.enrollment_id)
+
+
 def preview_schedule(
     workspace: Workspace, instance_id: uuid.UUID, *, limit: int = 50, now: datetime | None = None
 ) -> list[ScheduledSend]:
-    """The next `limit` actions of the campaign in time order, as the worker would take them."""
+    """The next `limit` actions of the campaign in time order, as the worker will take them,
+    then the enrollments that wait for something other than time (with the reason)."""
     now = now or utcnow()
     instance = get_owned(CampaignInstance, workspace, instance_id)
-    settings = effective_settings(instance.template, instance, workspace.settings)
-    window, holidays = settings.get("send_window"), settings.get("skip_holidays")
-    cap = settings.get("daily_cap")
-    _, sender = sender_of(settings)
+    settings, invalid = None, None
+    try:
+        settings = sending_settings.for_instance(instance, workspace)
+    except sending_settings.InvalidSettings as exc:
+        invalid = lifecycle.reason_text(lifecycle.Reason.INVALID_SETTINGS, str(exc))
     rows = db.session.execute(
-        sa.select(CampaignEnrollment, Contact)
+        sa.select(CampaignEnrollment, Contact.email, Contact.timezone, Contact.status)
         .join(Contact, Contact.id == CampaignEnrollment.contact_id)
-        .where(
-            CampaignEnrollment.instance_id == instance.id,
-            CampaignEnrollment.status.in_(
-                (EnrollmentStatus.ACTIVE, EnrollmentStatus.ENROLLED, EnrollmentStatus.PAUSED)
-            ),
-        )
-        .order_by(CampaignEnrollment.next_action_at.asc().nulls_last())
-        .limit(limit)
+        .where(CampaignEnrollment.instance_id == instance.id, CampaignEnrollment.status.in_(lifecycle.LIVE))
+        .order_by(CampaignEnrollment.next_action_at.asc().nulls_last(), CampaignEnrollment.id)
+        .limit(max(limit * PREVIEW_ROWS, PREVIEW_MIN_ROWS))
     ).all()
     steps = ActiveSteps()
-    per_day: Counter = Counter()
-    result = []
-    for enrollment, contact in rows:
+    waiting: list[ScheduledSend] = []
+    in_line: list[_InLine] = []
+    for enrollment, email, timezone, contact_status in rows:
         step = steps.after(instance.template_id, enrollment.current_step)
         if step is None:
             continue
-        zone = contact_zone(contact, settings)
-        base = dict(
-            enrollment_id=enrollment.id, contact_email=contact.email, step_number=step.position, channel=step.channel
+        send = ScheduledSend(enrollment.id, email, step.position, step.channel, None, None)
+        send.reason = _why_waiting(instance, enrollment, step, contact_status) or (
+            invalid if settings is None else None
         )
-        if instance.status == InstanceStatus.DRAFT:
-            result.append(ScheduledSend(**base, due_at=None, reason="campaign not launched"))
-            continue
-        if enrollment.status == EnrollmentStatus.PAUSED:
-            result.append(ScheduledSend(**base, due_at=None, reason="enrollment paused"))
-            continue
-        if enrollment.next_action_at is None:
-            reason = "waiting for a task" if step.channel == Channel.LINKEDIN else "waiting for a delivery to resolve"
-            result.append(ScheduledSend(**base, due_at=None, reason=reason))
-            continue
-        earliest = max(enrollment.next_action_at, now)
-        due = scheduler.next_send_time(earliest, window=window, tz=zone, holidays_country=holidays)
-        reasons = []
-        if due > earliest:
-            reasons.append("outside the send window")
-        if cap and step.channel == Channel.EMAIL:
-            due, capped = _fit_under_cap(
-                due, per_day, cap=cap, sender=sender, zone=zone, window=window, holidays=holidays, now=now
+        if send.reason:
+            waiting.append(send)
+        else:
+            in_line.append(_InLine(send, step, enrollment.current_step > 0, enrollment.next_action_at, timezone))
+    planned = _play(in_line, settings, now=now, limit=limit, waiting=waiting)
+    if instance.status == InstanceStatus.PAUSED:
+        for send in planned:
+            send.reason = "; ".join(filter(None, ("campaign paused", send.reason)))
+    return (planned + waiting)[:limit]
+
+
+def _why_waiting(instance, enrollment, step, contact_status) -> str | None:
+    """Why an enrollment's next action has no time: the worker will not take it by itself."""
+    if instance.status == InstanceStatus.DRAFT:
+        return "campaign not launched"
+    if enrollment.status == EnrollmentStatus.PAUSED:
+        return enrollment.status_reason or "enrollment paused"
+    if contact_status != ContactStatus.SUBSCRIBED:
+        return f"contact is {contact_status}"
+    if enrollment.next_action_at is None:
+        return "waiting for a task" if step.channel == Channel.LINKEDIN else "waiting for a delivery to resolve"
+    return None
+
+
+def _play(in_line: list[_InLine], settings, *, now: datetime, limit: int, waiting: list) -> list[ScheduledSend]:
+    """Play the worker forward over `in_line` until `limit` actions are planned (see the module docstring)."""
+    if not in_line:
+        return []
+    usage = SenderUsages()(settings)
+    tie = itertools.count()
+    queue = [(max(item.due, now), next(tie), item) for item in in_line]
+    heapq.heapify(queue)
+    planned: list[ScheduledSend] = []
+    while queue and len(planned) < limit:
+        moment = queue[0][0]
+        due_now = []
+        while queue and queue[0][0] <= moment:
+            due_now.append(heapq.heappop(queue)[2])
+        for item in sorted(due_now, key=_InLine.order):
+            decision = decide(
+                item.step, settings, due=item.due, contact_timezone=item.timezone, usage=usage, now=moment
             )
-            if capped:
-                reasons.append("daily cap reached")
-        if instance.status == InstanceStatus.PAUSED:
-            reasons.insert(0, "campaign paused")
-        result.append(ScheduledSend(**base, due_at=due, reason="; ".join(reasons) or None))
-    return sorted(result, key=lambda s: (s.due_at is None, s.due_at or now))
-
-
-def _fit_under_cap(
-    due: datetime, per_day: Counter, *, cap: int, sender: str, zone: str, window, holidays, now: datetime
-) -> tuple[datetime, bool]:
-    """The first send time at or after `due` on a local day with room under the cap."""
-    capped = False
-    while True:
-        day_start = scheduler.local_day_start(due, zone)
-        if day_start not in per_day:
-            per_day[day_start] = sent_since(sender, day_start)
-        if per_day[day_start] < cap:
-            per_day[day_start] += 1
-            return due, capped
-        capped = True
-        # Noon of the next local day, then back to its start: robust across DST changes.
-        next_day = scheduler.local_day_start(day_start + timedelta(hours=36), zone)
-        due = scheduler.next_send_time(next_day, window=window, tz=zone, holidays_country=holidays)
+            if decision.action == Action.DEFER:
+                item.due = decision.plan.at
+                item.delays += [d for d in decision.plan.delays if d not in item.delays]
+                heapq.heappush(queue, (item.due, next(tie), item))
+            elif decision.action == Action.PAUSE:
+                item.send.reason = decision.problem
+                waiting.append(item.send)
+            else:
+                item.send.due_at, item.send.reason = moment, "; ".join(item.delays) or None
+                planned.append(item.send)
+    return planned[:limit]

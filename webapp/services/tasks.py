@@ -17,9 +17,12 @@ from webapp.models import (
     Workspace,
     utcnow,
 )
-from webapp.models.enums import EnrollmentStatus, EventType, TaskStatus
+from webapp.models.enums import EventType, TaskStatus
+from webapp.services import lifecycle
 from webapp.services.events import record_event
-from webapp.services.progress import advance_enrollment
+from webapp.services.progress import advance
+from webapp.services.sending import compose
+from webapp.services.sending.settings import InvalidSettings, SettingsCache
 
 
 def list_tasks(
@@ -34,8 +37,9 @@ def list_tasks(
     limit: int = 20,
     now: datetime | None = None,
 ):
-    """Tasks with their contact, step and campaign: `due` is overdue, today (until the end of
-    the UTC day) or upcoming."""
+    """Tasks as (task, contact, step, campaign, message) rows: the message is the step's with
+    the contact's fields filled in. `due` is overdue, today (until the end of the UTC day) or
+    upcoming."""
     now = now or utcnow()
     step = aliased(SequenceStep)
     query = (
@@ -48,7 +52,7 @@ def list_tasks(
     )
     if status != "all":
         query = query.where(Task.status == status)
-    end_of_day = now.replace(hour=0, minute=0, second=0, microsecond=0) + timedelta(days=1)
+    end_of_day = _end_of_day(now)
     if due == "overdue":
         query = query.where(Task.due_at < now)
     elif due == "today":
@@ -64,11 +68,39 @@ def list_tasks(
     query = query.order_by(Task.due_at, Task.id)
     total = db.session.scalar(sa.select(sa.func.count()).select_from(query.order_by(None).subquery()))
     rows = db.session.execute(query.limit(limit).offset((page - 1) * limit)).all()
-    return rows, total
+    settings_of = SettingsCache()
+    return [(*row, _message(row[1], row[2], row[3], settings_of)) for row in rows], total
+
+
+def _message(
+    contact: Contact, step: SequenceStep, instance: CampaignInstance, settings_of: SettingsCache
+) -> str | None:
+    """The step's message as the contact gets it: the same text in the API and the dashboard."""
+    try:
+        settings = settings_of(instance.id)
+    except InvalidSettings:
+        settings = None
+    return compose.task_message(step.body, contact, settings)
+
+
+def _end_of_day(now: datetime) -> datetime:
+    return now.replace(hour=0, minute=0, second=0, microsecond=0) + timedelta(days=1)
+
+
+def due_state(due_at: datetime, now: datetime) -> str:
+    """Which `due` filter a task due at `due_at` falls in at `now`: overdue, today (until the end
+    of the UTC day) or upcoming."""
+    return "overdue" if due_at < now else "today" if due_at < _end_of_day(now) else "upcoming"
 
 
 def finish_task(
-    workspace: Workspace, task_id: uuid.UUID, *, done: bool, reason: str | None = None, now: datetime | None = None
+    workspace: Workspace,
+    task_id: uuid.UUID,
+    *,
+    done: bool,
+    reason: str | None = None,
+    now: datetime | None = None,
+    actor: lifecycle.Actor = lifecycle.Actor.PERSON,
 ) -> Task:
     """Mark a task done (or skipped) and advance its enrollment to the next step.
 
@@ -97,7 +129,30 @@ def finish_task(
         occurred_at=now,
         metadata={"reason": reason} if reason else None,
     )
-    if enrollment.status == EnrollmentStatus.ACTIVE and enrollment.current_step < step.position:
-        advance_enrollment(enrollment, step, now)
+    advance([(enrollment.id, enrollment.instance_id, step.position)], now=now, actor=actor)
     db.session.commit()
     return task
+
+
+def skip_overdue_tasks(now: datetime) -> int:
+    """Auto-skip open tasks older than their campaign's `task_auto_skip_hours` setting (the worker calls this)."""
+    rows = db.session.execute(
+        sa.select(Task.id, Task.workspace_id, Task.due_at, CampaignEnrollment.instance_id)
+        .join(CampaignEnrollment, CampaignEnrollment.id == Task.enrollment_id)
+        .where(Task.status == TaskStatus.OPEN, Task.due_at < now)
+    ).all()
+    settings_of = SettingsCache()
+    skipped = 0
+    for task_id, workspace_id, due_at, instance_id in rows:
+        try:
+            hours = settings_of(instance_id).task_auto_skip_hours
+        except InvalidSettings:
+            continue
+        if hours and due_at + timedelta(hours=hours) <= now:
+            workspace = db.session.get(Workspace, workspace_id)
+            finish_task(
+                workspace, task_id, done=False, reason="auto-skipped: overdue", now=now, actor=lifecycle.Actor.WORKER
+            )
+            skipped += 1
+    db.session.rollback()
+    return skipped

@@ -17,10 +17,9 @@ from webapp.models.workspace import new_webhook_secret
 from webapp.schemas.common import normalize_email
 from webapp.schemas.settings import CampaignSettings
 from webapp.schemas.validation import error_message
+from webapp.services.sending.settings import SENDER_DEFAULT_KEYS as SENDER_KEYS
 
 log = logging.getLogger("drumbeat.workspaces")
-
-SENDER_KEYS = ("send_window", "timezone", "daily_cap", "from_name", "from_email")
 
 
 def sender_defaults(workspace: Workspace) -> dict:

@@ -15,7 +15,7 @@ from pydantic import BaseModel, ValidationError
 
 from webapp.errors import Conflict, NotFound, ValidationFailed
 from webapp.htmx import hx_redirect, hx_trigger, is_htmx, render
-from webapp.models.enums import LIVE_ENROLLMENT_STATUSES, EnrollmentStatus, InstanceStatus
+from webapp.models.enums import EnrollmentStatus, InstanceStatus
 from webapp.schemas.analytics import PerformanceOut
 from webapp.schemas.common import Query
 from webapp.schemas.enrollments import EnrollmentQuery, EnrollmentStatusIn
@@ -23,7 +23,8 @@ from webapp.schemas.instances import InstanceIn, InstanceQuery, InstanceStatusIn
 from webapp.schemas.tasks import ResolveDeliveryIn, ScheduleQuery
 from webapp.schemas.validation import validation_failed
 from webapp.security import current_workspace, require_login, safe_next
-from webapp.services import analytics, dispatch, enrollments, instances, schedule, templates
+from webapp.services import analytics, enrollments, instances, lifecycle, schedule, templates
+from webapp.services.sending import deliveries
 from webapp.web import errors_by_field
 from webapp.web.forms import form_data
 
@@ -93,16 +94,13 @@ def status_actions(status: str) -> list[dict]:
     return actions
 
 
+# The row buttons' names for the lifecycle's one-at-a-time transitions.
+ENROLLMENT_ACTIONS = {"pause": "pause", "resume": "resume", "remove": "unenroll"}
+
+
 def enrollment_actions(status: str) -> tuple[str, ...]:
-    """Pause, resume and unenroll, as far as the enrollment's status allows them."""
-    actions = []
-    if status in (EnrollmentStatus.ENROLLED, EnrollmentStatus.ACTIVE):
-        actions.append("pause")
-    if status == EnrollmentStatus.PAUSED:
-        actions.append("resume")
-    if status in LIVE_ENROLLMENT_STATUSES:
-        actions.append("unenroll")
-    return tuple(actions)
+    """The buttons for what a person may do to an enrollment in `status` (the lifecycle says)."""
+    return tuple(ENROLLMENT_ACTIONS[t.name] for t in lifecycle.actions(status, lifecycle.Actor.PERSON))
 
 
 def _here() -> str:
@@ -198,9 +196,9 @@ def _enrollments_context(workspace, instance) -> dict:
     }
 
 
-def _attention_context(workspace) -> dict:
-    deliveries, total = dispatch.list_deliveries(workspace, status="unknown", limit=ATTENTION_LIMIT)
-    return {"deliveries": deliveries, "unknown_total": total}
+def _attention_context(workspace, instance) -> dict:
+    unknown, total, here = deliveries.unknown_deliveries(workspace, instance.id, limit=ATTENTION_LIMIT)
+    return {"deliveries": unknown, "unknown_total": total, "unknown_here": here}
 
 
 def _header_context(instance) -> dict:
@@ -219,7 +217,7 @@ def show(instance_id: uuid.UUID):
     instance = instances.get_instance(workspace, instance_id)
     context = {**_header_context(instance), **_enrollments_context(workspace, instance)}
     if not is_htmx():
-        context.update(_attention_context(workspace))
+        context.update(_attention_context(workspace, instance))
     return render("instances/show.html", block="enrollments", **context)
 
 
@@ -382,14 +380,36 @@ def resolve_delivery(instance_id: uuid.UUID, delivery_id: uuid.UUID):
     workspace = current_workspace()
     instance = instances.get_instance(workspace, instance_id)
     body = _validate(ResolveDeliveryIn, {"sent": request.form.get("sent")})
-    dispatch.resolve_unknown_delivery(workspace, delivery_id, sent=body.sent)
+    deliveries.resolve_unknown_delivery(workspace, delivery_id, sent=body.sent)
     message = (
         "Marked as sent: the enrollment moves on to its next step."
         if body.sent
         else "It will be sent again at the next run."
     )
+    return _attention_response(workspace, instance, message)
+
+
+@bp.post("/<uuid:instance_id>/deliveries/resolve")
+def resolve_deliveries(instance_id: uuid.UUID):
+    """Say what happened to every delivery of this campaign whose outcome is unknown."""
+    workspace = current_workspace()
+    instance = instances.get_instance(workspace, instance_id)
+    body = _validate(ResolveDeliveryIn, {"sent": request.form.get("sent")})
+    count = deliveries.resolve_unknown_deliveries(workspace, instance_id, sent=body.sent)
+    noun = "delivery" if count == 1 else "deliveries"
+    message = (
+        f"{count} {noun} marked as sent: their enrollments move on."
+        if body.sent
+        else f"{count} {noun} will be sent again at the next run."
+    )
+    return _attention_response(workspace, instance, message)
+
+
+def _attention_response(workspace, instance, message: str):
     if is_htmx():
-        response = render("instances/show.html", block="attention", instance=instance, **_attention_context(workspace))
+        response = render(
+            "instances/show.html", block="attention", instance=instance, **_attention_context(workspace, instance)
+        )
         return _toast(response, message)
     flash(message, "success")
-    return hx_redirect(url_for(".show", instance_id=instance_id))
+    return hx_redirect(url_for(".show", instance_id=instance.id))

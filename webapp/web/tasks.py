@@ -3,17 +3,16 @@ moves the enrollment on."""
 
 import uuid
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from urllib.parse import urlsplit
 
 from flask import Blueprint, flash, redirect, request, url_for
 
-from webapp.engine import render as content
 from webapp.htmx import hx_trigger, is_htmx, render
 from webapp.models import utcnow
 from webapp.security import current_workspace, require_login
 from webapp.services.instances import list_instances
-from webapp.services.tasks import finish_task, list_tasks
+from webapp.services.tasks import due_state, finish_task, list_tasks
 
 bp = Blueprint("tasks", __name__)
 bp.before_request(require_login)
@@ -89,22 +88,7 @@ def profile_link(url: str | None) -> str | None:
     return url.strip() if parts.scheme.lower() in ("http", "https") and parts.netloc else None
 
 
-def task_message(step, contact) -> str | None:
-    """The step's message with the contact's merge fields filled in; unresolved ones stay visible."""
-    if not step.body:
-        return None
-    try:
-        return content.preview("", step.body, content.build_context(contact), unsubscribe_footer=None).text
-    except content.TemplateError:
-        return step.body
-
-
-def _due_state(due_at: datetime, now: datetime) -> str:
-    end_of_day = now.replace(hour=0, minute=0, second=0, microsecond=0) + timedelta(days=1)
-    return "overdue" if due_at < now else "today" if due_at < end_of_day else "upcoming"
-
-
-def _row(task, contact, step, instance, now: datetime) -> TaskRow:
+def _row(task, contact, step, instance, message, now: datetime) -> TaskRow:
     name = " ".join(part for part in (contact.first_name, contact.last_name) if part) or contact.email
     return TaskRow(
         id=task.id,
@@ -116,9 +100,9 @@ def _row(task, contact, step, instance, now: datetime) -> TaskRow:
         profile_url=profile_link(contact.linkedin_url),
         campaign=instance.name,
         step_number=step.position,
-        message=task_message(step, contact),
+        message=message,
         due_at=task.due_at,
-        due_state=_due_state(task.due_at, now),
+        due_state=due_state(task.due_at, now),
     )
 
 

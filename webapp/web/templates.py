@@ -32,8 +32,9 @@ from webapp.schemas.templates import (
 from webapp.schemas.validation import validation_failed
 from webapp.security import current_workspace, require_login
 from webapp.services.contacts import get_contact, list_contacts
-from webapp.services.dispatch import public_url, sender_of
-from webapp.services.events import DEFAULT_STOP_ON
+from webapp.services.sending import compose
+from webapp.services.sending import settings as sending_settings
+from webapp.services.sending.settings import DEFAULT_STOP_ON
 from webapp.services.sequences import (
     add_email_step,
     add_linkedin_step,
@@ -521,15 +522,19 @@ def _preview(
         return state
     try:
         check_step_content(subject=subject, body=body)
-        context = renderer.build_context(
-            person, sender_name=sender_of(template.settings or {})[0] or None, unsubscribe_url=public_url("/u/preview")
-        )
-        state.result = renderer.preview(subject, body, context)
+        state.result = compose.preview_email(subject, body, person, _sending_settings(workspace, template))
     except ValidationFailed as exc:
         state.errors = errors_by_field(exc.details)
     except renderer.TemplateError as exc:
         state.errors = {"__all__": [exc.message]}
     return state
+
+
+def _sending_settings(workspace: Workspace, template: CampaignTemplate) -> sending_settings.Effective | None:
+    try:
+        return sending_settings.for_template(template, workspace)
+    except sending_settings.InvalidSettings:
+        return None  # the settings form says what is wrong; the preview still shows the text
 
 
 def _contact_label(contact) -> str:

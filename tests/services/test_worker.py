@@ -9,12 +9,12 @@ from email import policy
 import pytest
 import sqlalchemy as sa
 
-from tests import factories
+from tests import builders, factories
 from webapp import worker as worker_module
 from webapp.engine.mailer import SmtpTransport
 from webapp.extensions import db
 from webapp.models import CampaignEnrollment, Delivery, OutboxMessage, Task
-from webapp.services import dispatch
+from webapp.services.sending import claim, compose, record
 from webapp.worker import Worker
 
 
@@ -131,7 +131,8 @@ def test_a_refused_mailbox_fails_the_enrollment_and_suppresses_the_contact(api, 
     assert report.failed == 1
     enrollment = api.get(f"/instances/{instance['id']}/enrollments").get_json()["data"][0]
     assert enrollment["status"] == "failed" and "550" in enrollment["status_reason"]
-    assert enrollment["contact"]["status"] == "bounced"
+    contact = api.get(f"/contacts/{enrollment['contact_id']}").get_json()["data"]
+    assert contact["status"] == "bounced" and contact["status_reason"].startswith("hard bounce: 550")
 
 
 def test_a_content_rejection_fails_the_enrollment_without_suppressing(api, worker, sink):
@@ -154,31 +155,63 @@ def test_an_unresolved_variable_stops_that_send_with_a_reason(api, worker, sink)
     assert "company" in enrollment["status_reason"]
 
 
-def test_an_expired_lease_becomes_unknown_and_is_never_resent_blindly(api, app, worker, sink):
+def test_a_claim_never_tried_goes_back_to_the_queue_when_its_lease_ends(api, app, worker, sink):
+    three_step_campaign(api, 2)
+    with app.app_context():
+        assert len(claim.claim_due_work(later()).deliveries) == 2  # a worker claims, then dies
+    assert worker.run_once(now=later(minutes=2)).sent == 0  # the lease still holds
+    report = worker.run_once(now=later(hours=1))
+    assert (report.released, report.reaped, report.sent) == (2, 0, 2)
+    assert len(sink.received) == 2
+
+
+def test_a_message_in_flight_when_its_worker_died_becomes_unknown_and_is_never_resent_blindly(api, app, worker, sink):
     instance = three_step_campaign(api, 1)
     with app.app_context():
-        claim = dispatch.claim_due_work(later())  # a worker claims, then dies before sending
-        assert len(claim.deliveries) == 1
+        assert len(builders.in_flight(later())) == 1  # marked sending, then the worker died
     report = worker.run_once(now=later(hours=1))
     assert report.reaped == 1 and report.sent == 0
     unknown = api.get("/deliveries?status=unknown").get_json()["data"]
-    assert len(unknown) == 1
+    assert len(unknown) == 1 and unknown[0]["message_id"]
     assert worker.run_once(now=later(days=3)).sent == 0
     resolved = api.post(f"/deliveries/{unknown[0]['id']}/resolve", json={"sent": True})
     assert resolved.get_json()["data"]["status"] == "sent"
     enrollment = api.get(f"/instances/{instance['id']}/enrollments").get_json()["data"][0]
     assert enrollment["current_step"] == 1 and enrollment["next_action_at"]
+    assert api.get(f"/instances/{instance['id']}/performance").get_json()["data"]["totals"]["sent"] == 1
     assert api.post(f"/deliveries/{unknown[0]['id']}/resolve", json={"sent": True}).status_code == 409
 
 
 def test_an_unknown_delivery_resolved_as_not_sent_goes_out_again(api, app, worker, sink):
     three_step_campaign(api, 1)
     with app.app_context():
-        dispatch.claim_due_work(later())
+        builders.in_flight(later())
     worker.run_once(now=later(hours=1))
     unknown = api.get("/deliveries").get_json()["data"][0]
     api.post(f"/deliveries/{unknown['id']}/resolve", json={"sent": False})
     assert worker.run_once(now=later(hours=2)).sent == 1
+
+
+def test_a_campaigns_unknown_deliveries_are_resolved_at_once(api, app, worker, sink, outsider):
+    instance = three_step_campaign(api, 3)
+    other = three_step_campaign(api, 1)
+    with app.app_context():
+        assert len(builders.in_flight(later())) == 4
+    assert worker.run_once(now=later(hours=1)).reaped == 4
+    path = f"/instances/{instance['id']}/deliveries/resolve"
+    assert api.as_(outsider).post(path, json={"sent": True}).status_code == 404
+    assert api.post(path, json={"sent": "yes"}).status_code == 400
+    response = api.post(path, json={"sent": True})
+    assert response.status_code == 200 and response.get_json()["data"] == {"resolved": 3}
+    assert api.post(path, json={"sent": True}).get_json()["data"] == {"resolved": 0}
+    left = api.get("/deliveries?status=unknown").get_json()["data"]
+    assert [d["enrollment_id"] for d in left] == [
+        e["id"] for e in api.get(f"/instances/{other['id']}/enrollments").get_json()["data"]
+    ]
+    enrollments = api.get(f"/instances/{instance['id']}/enrollments").get_json()["data"]
+    assert {e["current_step"] for e in enrollments} == {1}
+    assert worker.run_once(now=later(days=2, hours=2)).sent == 3  # their step 2, not step 1 again
+    assert {m["Subject"].split()[1] for m in messages(sink)} == {"2"}
 
 
 def test_linkedin_steps_become_tasks_and_done_or_skip_moves_on(api, app, worker, sink):
@@ -367,7 +400,7 @@ def test_tasks_are_scoped_to_the_workspace(api, outsider, worker):
 def test_deliveries_of_other_workspaces_cannot_be_resolved(api, app, outsider, worker):
     three_step_campaign(api, 1)
     with app.app_context():
-        dispatch.claim_due_work(later())
+        builders.in_flight(later())
     worker.run_once(now=later(hours=1))
     delivery = api.get("/deliveries").get_json()["data"][0]
     assert api.as_(outsider).post(f"/deliveries/{delivery['id']}/resolve", json={"sent": True}).status_code == 404
@@ -435,8 +468,8 @@ def test_contacts_of_one_batch_each_get_their_own_values_and_none_becomes_markup
 def test_the_claim_hands_what_it_read_to_the_send(api, app):
     three_step_campaign(api, 3)
     with app.app_context():
-        claim = dispatch.claim_due_work(later())
-        assert set(claim.drafts) == set(claim.deliveries) and len(claim.deliveries) == 3
+        claimed = claim.claim_due_work(later())
+        assert set(claimed.drafts) == set(claimed.deliveries) and len(claimed.deliveries) == 3
         statements = []
 
         def count(conn, cursor, statement, *args):
@@ -444,13 +477,13 @@ def test_the_claim_hands_what_it_read_to_the_send(api, app):
 
         sa.event.listen(db.engine, "before_cursor_execute", count)
         try:
-            from_claim = dispatch.prepare_deliveries(claim.deliveries, claim.drafts)
+            from_claim = compose.prepare_deliveries(claimed.deliveries, claimed.drafts)
             assert statements == []  # nothing read again
-            from_database = dispatch.prepare_deliveries(claim.deliveries)
+            from_database = compose.prepare_deliveries(claimed.deliveries)
             assert len(statements) >= 1
         finally:
             sa.event.remove(db.engine, "before_cursor_execute", count)
-    assert [p.delivery_id for p in from_claim] == claim.deliveries
+    assert [p.delivery_id for p in from_claim] == claimed.deliveries
     for drafted, loaded in zip(from_claim, from_database, strict=True):
         assert (drafted.recipient, drafted.subject, drafted.sender, drafted.message_id) == (
             loaded.recipient,
@@ -472,7 +505,7 @@ def test_groups_are_recorded_beside_the_sending_and_a_failed_recording_stops_the
 ):
     instance = three_step_campaign(api, 5)
     monkeypatch.setattr(worker_module, "RECORD_EVERY", 2)
-    original = dispatch.record_outcomes
+    original = record.record_outcomes
     threads = []
 
     def record_outcomes(outcomes, **kwargs):
@@ -481,16 +514,70 @@ def test_groups_are_recorded_beside_the_sending_and_a_failed_recording_stops_the
             raise RuntimeError("database went away")
         return original(outcomes, **kwargs)
 
-    monkeypatch.setattr(dispatch, "record_outcomes", record_outcomes)
+    monkeypatch.setattr(worker_module, "record_outcomes", record_outcomes)
+    worker = Worker(app, transport=smtp)
     with pytest.raises(RuntimeError, match="went away"):
-        Worker(app, transport=smtp).run_once(now=later())
+        worker.run_once(now=later())
     # The first pair was recorded (and failed) on the recorder's thread while the second pair
-    # went out; the failure surfaced when the second pair was handed over, which the worker then
-    # recorded itself before raising. The fifth claim was never attempted.
-    assert threads == [False, True]
+    # went out; the failure surfaced when the second pair was handed over, and nothing more was
+    # sent. Each message's own status was stored before the next went out.
+    assert threads == [False]
     assert len(sink.received) == 4
     with app.app_context():
         statuses = sorted(db.session.scalars(sa.select(Delivery.status)))
-    assert statuses == ["claimed", "claimed", "claimed", "sent", "sent"]
-    monkeypatch.setattr(dispatch, "record_outcomes", original)
-    assert api.get(f"/instances/{instance['id']}/performance").get_json()["data"]["totals"]["sent"] == 2
+    assert statuses == ["claimed", "sending", "sent", "sent", "sent"]
+    assert (len(worker.unrecorded), len(worker.unreleased)) == (4, 1)
+    # The next run records what the worker held, gives back the claim it never tried, sends it.
+    report = worker.run_once(now=later(minutes=2))
+    assert report.sent == 1 and len(sink.received) == 5
+    with app.app_context():
+        assert sorted(db.session.scalars(sa.select(Delivery.status))) == ["sent"] * 5
+    assert api.get(f"/instances/{instance['id']}/performance").get_json()["data"]["totals"]["sent"] == 5
+
+
+def test_a_worker_that_cannot_mark_its_next_message_sends_nothing_more(api, app, smtp, sink, monkeypatch):
+    instance = three_step_campaign(api, 5)
+    original = record.Marker.step
+    calls = []
+
+    def step(self, previous, following, now):
+        calls.append(following)
+        if len(calls) == 3:
+            raise sa.exc.OperationalError("UPDATE deliveries", {}, Exception("server closed the connection"))
+        return original(self, previous, following, now)
+
+    monkeypatch.setattr(record.Marker, "step", step)
+    worker = Worker(app, transport=smtp)
+    with pytest.raises(sa.exc.OperationalError):
+        worker.run_once(now=later())
+    assert len(sink.received) == 2
+    monkeypatch.setattr(record.Marker, "step", original)
+    assert worker.run_once(now=later(minutes=2)).sent == 3
+    ids = [m["Message-ID"] for m in messages(sink)]
+    assert len(ids) == 5 == len(set(ids))
+    with app.app_context():
+        assert sorted(db.session.scalars(sa.select(Delivery.status))) == ["sent"] * 5
+    assert api.get(f"/instances/{instance['id']}/performance").get_json()["data"]["totals"]["sent"] == 5
+
+
+def test_a_relay_outage_pauses_sending_then_one_probe_resumes_it(api, app, smtp, sink):
+    instance = three_step_campaign(api, 12)
+    app.config.update(WORKER_PAUSE_AFTER_FAILURES=3, WORKER_PAUSE_SECONDS=60)
+    worker = Worker(app, transport=smtp)
+    sink.data_reply = "451 4.3.0 try again later"
+    report = worker.run_once(now=later())
+    assert (report.retried, report.sent, report.paused) == (3, 0, True)  # three tries, then it stops
+    assert worker.run_once(now=later(minutes=1, hours=0) + timedelta(seconds=30)).paused  # still pausing
+    assert len(sink.received) == 0
+    report = worker.run_once(now=later(minutes=2, hours=0) + timedelta(seconds=5))
+    assert (report.retried, report.sent, report.paused) == (1, 0, True)  # the probe failed: pause again
+    sink.data_reply = "250 OK"
+    report = worker.run_once(now=later(minutes=3, hours=0) + timedelta(seconds=10))
+    # The probe went, then everything: the refused ones too, as the refusals were the relay's.
+    assert (report.sent, report.paused) == (12, False)
+    ids = [m["Message-ID"] for m in messages(sink)]
+    assert len(ids) == 12 == len(set(ids))
+    with app.app_context():
+        assert set(db.session.scalars(sa.select(Delivery.attempts))) == {1}
+    steps = {e["current_step"] for e in api.get(f"/instances/{instance['id']}/enrollments?limit=20").get_json()["data"]}
+    assert steps == {1}

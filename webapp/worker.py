@@ -21,6 +21,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -34,7 +35,14 @@ from webapp.services.idempotency import prune_idempotency_keys
 from webapp.services.sending.claim import ClaimReport, claim_due_work
 from webapp.services.sending.compose import prepare_deliveries
 from webapp.services.sending.deliveries import reap_expired_claims, release_claims
-from webapp.services.sending.record import Marker, Outcome, SendResult, record_outcomes, send_prepared
+from webapp.services.sending.record import (
+    Marker,
+    Outcome,
+    SendResult,
+    record_outcomes,
+    restore_marks,
+    send_prepared,
+)
 
 log = logging.getLogger("drumbeat.worker")
 # Outcomes are recorded in one transaction per this many messages: fewer round trips. Each group
@@ -136,6 +144,7 @@ class Worker:
     def _settle(self, now: datetime) -> None:
         """Record what a run broken off by the database left in hand: outcomes, and claims never tried."""
         if self.unrecorded:
+            restore_marks(self.unrecorded)
             record_outcomes(self.unrecorded, store_copy=self._stores_copies, now=now)
             log.info("recorded outcomes held while the database was away", extra={"count": len(self.unrecorded)})
             self.unrecorded = []
@@ -148,13 +157,15 @@ class Worker:
         return getattr(self.transport, "stores_messages", False)
 
     def _send_batch(self, claim: ClaimReport, report: RunReport, now: datetime) -> None:
-        """Send a claimed batch: each message marked `sending` in the statement that stores the
-        status of the one before, the groups recorded every RECORD_EVERY messages. When this
-        returns, all of it is recorded; when it raises, what it could not record is held in
-        `unrecorded` and `unreleased` for the next run."""
+        """Send a claimed batch, the groups recorded every RECORD_EVERY messages. Each message is
+        marked `sending` (in the statement that stores the status of the one before) while its
+        SMTP transaction starts, on a thread of its own, and the message is handed over (the
+        end-of-data) only once its mark is stored. When this returns, all of it is recorded;
+        when it raises, what it could not record is held in `unrecorded` and `unreleased`."""
         prepared = prepare_deliveries(claim.deliveries, claim.drafts)
         recorder = _Recorder(self.app, self._stores_copies, now)
         marker = Marker()
+        marks = ThreadPoolExecutor(max_workers=1, thread_name_prefix="drumbeat-marker")
         pending: list[SendResult] = []
         self._streak = []  # a group already recorded cannot be given back
         unstored: SendResult | None = None  # handed to the relay, its status not stored yet
@@ -164,12 +175,18 @@ class Worker:
                 if self.stopping or self.paused_until is not None:
                     break
                 if item.problem is None:
-                    may_send = marker.step(unstored, item, now if self._fixed_now else self.clock())
+                    marked = marks.submit(marker.step, unstored, item, self._moment(now))
                     unstored = None
-                    if not may_send:  # its lease ran out and the claim was handed back
+                    try:
+                        result = send_prepared(item, self.transport, before_handover=lambda m=marked: _ours(m))
+                    except _LeaseLost:
+                        done += 1  # the claim is no longer this worker's: nothing was handed over
+                        continue
+                    if not marked.result():  # the relay refused before the hand-over, and the lease is gone
                         done += 1
                         continue
-                result = send_prepared(item, self.transport)
+                else:
+                    result = send_prepared(item, self.transport)
                 done += 1
                 if result.outcome in (Outcome.SENT, Outcome.RETRY, Outcome.FAILED):
                     unstored = result
@@ -180,7 +197,7 @@ class Worker:
                     recorder.record(pending)
                     pending, self._streak = [], []  # handed over: no longer ours to change
             if unstored is not None:
-                marker.step(unstored, None, now if self._fixed_now else self.clock())
+                marker.step(unstored, None, self._moment(now))
             recorder.wait()
             record_outcomes(pending, store_copy=self._stores_copies, now=now)
             release_claims([p.delivery_id for p in prepared[done:]], now)  # stopping or pausing
@@ -191,7 +208,12 @@ class Worker:
             self.unreleased += [p.delivery_id for p in prepared[done:]]
             raise
         finally:
+            marks.shutdown(wait=True)
             marker.close()
+
+    def _moment(self, now: datetime) -> datetime:
+        """The time a message is marked at: the run's time when one was given, else the clock's."""
+        return now if self._fixed_now else self.clock()
 
     def _watch_relay(self, result: SendResult, now: datetime) -> None:
         """Count temporary failures in a row; after WORKER_PAUSE_AFTER_FAILURES of them (or one
@@ -255,6 +277,17 @@ class Worker:
         deadline = time.monotonic() + seconds
         while not self.stopping and time.monotonic() < deadline:
             self.sleep(min(0.5, deadline - time.monotonic()))
+
+
+class _LeaseLost(Exception):
+    """The message's claim is no longer this worker's: it must not be handed over."""
+
+
+def _ours(marked: Future) -> None:
+    """Wait for the message's mark; raise _LeaseLost when it found the claim gone (and the
+    database's error when the mark failed), so the message is withdrawn before its hand-over."""
+    if not marked.result():
+        raise _LeaseLost
 
 
 class _Recorder:

@@ -22,6 +22,7 @@ import logging
 import re
 import secrets
 import smtplib
+import socket
 import ssl
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping
@@ -63,6 +64,9 @@ _MESSAGE_ID = re.compile(r"<[A-Za-z0-9!#$%&'*+/=?^_`{|}~.-]{1,128}@[A-Za-z0-9.-]
 _ID_PART = re.compile(r"[A-Za-z0-9._-]{1,128}")
 _URL = re.compile(r"(?i:https?)://[!-~]+")
 _NAMED_ADDRESS = re.compile(r"\s*(.*?)\s*<([^<>]*)>\s*")
+
+
+END_OF_DATA = b".\r\n"  # after the text's last CRLF
 
 
 class MessageError(ValueError):
@@ -240,7 +244,11 @@ class Transport(Protocol):
         message_bytes: bytes,
         *,
         message_id: str | None = None,
-    ) -> dict[str, tuple[int, str]]: ...
+        before_handover: Callable[[], None] | None = None,
+    ) -> dict[str, tuple[int, str]]:
+        """`before_handover` is called at the last moment the message can still be withdrawn
+        (SMTP: before the end-of-data that hands it over); if it raises, the message is withdrawn
+        (the connection is dropped, so the server discards it) and the exception propagates."""
 
     def close(self) -> None: ...
 
@@ -281,9 +289,12 @@ class OutboxTransport:
         message_bytes: bytes,
         *,
         message_id: str | None = None,
+        before_handover: Callable[[], None] | None = None,
     ) -> dict[str, tuple[int, str]]:
         """Store the message. Raises `InvalidAddress`/`TypeError` for bad arguments; returns {} (nobody refused)."""
         sender, rcpts, data = _envelope(envelope_from, recipients, message_bytes)
+        if before_handover is not None:
+            before_handover()
         self._deliver(OutboxMessage(sender, tuple(rcpts), data, message_id))
         return {}
 
@@ -360,9 +371,12 @@ class SmtpTransport:
         message_bytes: bytes,
         *,
         message_id: str | None = None,
+        before_handover: Callable[[], None] | None = None,
     ) -> dict[str, tuple[int, str]]:
         """Send one message. Returns the recipients the server refused while accepting the others
-        (empty in the usual one-recipient case).
+        (empty in the usual one-recipient case). `before_handover` runs after the message's text
+        is written and before the end-of-data that hands it over; an exception from it drops the
+        connection (the server discards an unfinished message) and propagates.
 
         Raises `TransientSendError` (connection failure or timeout before the message was complete,
         4xx replies; `TransportConfigError` for credentials/TLS), `PermanentSendError` (5xx replies;
@@ -372,7 +386,7 @@ class SmtpTransport:
         sender, rcpts, data = _envelope(envelope_from, recipients, message_bytes)
         conn = self._start_transaction(sender)
         refused = self._recipients(conn, rcpts)
-        self._data(conn, data)
+        self._data(conn, data, before_handover)
         self._sent_on_connection += 1
         log.info("smtp message sent", extra={"message_id": message_id, "recipients": len(rcpts) - len(refused)})
         if self._sent_on_connection >= self.max_messages_per_connection:
@@ -434,7 +448,7 @@ class SmtpTransport:
             raise _classify(code, reply, "rcpt")
         return refused
 
-    def _data(self, conn: smtplib.SMTP, data: bytes) -> None:
+    def _data(self, conn: smtplib.SMTP, data: bytes, before_handover: Callable[[], None] | None = None) -> None:
         try:
             code, reply = conn.docmd("DATA")
         except OSError as exc:
@@ -443,8 +457,18 @@ class SmtpTransport:
         if code != 354:
             self._after_refusal(code)
             raise _classify(code, reply, "data")
+        text = _dot_stuffed(data)
         try:
-            conn.send(_dot_stuffed(data))
+            if before_handover is None:
+                conn.send(text)
+            else:
+                conn.send(text[: -len(END_OF_DATA)])
+                try:
+                    before_handover()
+                except BaseException:
+                    self._discard()  # no end-of-data: the server discards the message
+                    raise
+                conn.send(END_OF_DATA)
         except OSError as exc:
             # The terminating "." is the last thing written; if writing failed the server cannot accept it.
             self._discard()
@@ -490,6 +514,9 @@ class SmtpTransport:
         except OSError as exc:
             raise TransientSendError(None, f"cannot connect to {where}: {exc}", stage="connect") from None
         try:
+            # The end-of-data may go in a write of its own (see `send`): with Nagle's algorithm it
+            # would wait for the server's delayed ACK of the text, 40 ms a message.
+            conn.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             conn.ehlo_or_helo_if_needed()
             if self.security == "starttls":
                 if not conn.has_extn("starttls"):
@@ -716,4 +743,4 @@ def _dot_stuffed(message: bytes) -> bytes:
         data = b"." + data
     if not data.endswith(b"\r\n"):
         data += b"\r\n"
-    return data + b".\r\n"
+    return data + END_OF_DATA

@@ -125,16 +125,25 @@ class Rules:
 @dataclass
 class SenderUsage:
     """What a sender has used: messages per sender day (sent or on their way) and its last send.
-    A day missing from `per_day` is asked of `count` once (the caller's ledger), else it is 0."""
+    A day missing from `per_day` is asked of `count` once (the caller's ledger), else it is 0;
+    the last send is asked of `last` once, the first time a gap needs it."""
 
     per_day: dict[date, int] = field(default_factory=dict)
     last_sent_at: datetime | None = None
     count: Callable[[date], int] | None = None
+    last: Callable[[], datetime | None] | None = None
 
     def sent_on(self, day: date) -> int:
         if day not in self.per_day:
             self.per_day[day] = self.count(day) if self.count else 0
         return self.per_day[day]
+
+    def last_send(self) -> datetime | None:
+        if self.last is not None:
+            loaded, self.last = self.last(), None
+            if loaded is not None and (self.last_sent_at is None or loaded > self.last_sent_at):
+                self.last_sent_at = loaded
+        return self.last_sent_at
 
     def record(self, at: datetime, rules: Rules) -> None:
         """Count one more send at `at`."""
@@ -302,7 +311,8 @@ def plan(
         raise ValueError("jitter is a fraction between 0 and 1")
     zone = rules.contact_zone(contact_timezone)
     gap = timedelta(seconds=rules.min_gap_seconds or 0)
-    last_sent = _utc(usage.last_sent_at) if usage is not None and usage.last_sent_at is not None else None
+    last_sent = usage.last_send() if usage is not None and gap else None
+    last_sent = _utc(last_sent) if last_sent is not None else None
     horizon = moment + timedelta(days=HORIZON_DAYS)
     # Each rule only moves the time forward, so repeating them reaches a time that satisfies them all.
     while moment <= horizon:

@@ -31,7 +31,21 @@ class CampaignEnrollment(UUIDPrimaryKey, Base):
         sa.UniqueConstraint("instance_id", "contact_id"),
         # Covers the per-status counts of the performance endpoint and the status filter of lists.
         sa.Index("ix_campaign_enrollments_instance_status", "instance_id", "status"),
-        sa.Index("ix_campaign_enrollments_due", "status", "next_action_at"),
+        # The worker's due queries, follow-ups first: each walks only its own rows, in order.
+        sa.Index(
+            "ix_campaign_enrollments_due_follow_ups",
+            "next_action_at",
+            "id",
+            postgresql_where=sa.text("status = 'active' AND current_step > 0"),
+            sqlite_where=sa.text("status = 'active' AND current_step > 0"),
+        ),
+        sa.Index(
+            "ix_campaign_enrollments_due_first_steps",
+            "next_action_at",
+            "id",
+            postgresql_where=sa.text("status = 'active' AND current_step = 0"),
+            sqlite_where=sa.text("status = 'active' AND current_step = 0"),
+        ),
         # The enrollments list's default order, and the "what will go out when" preview.
         sa.Index("ix_campaign_enrollments_instance_enrolled", "instance_id", "enrolled_at", "id"),
         sa.Index("ix_campaign_enrollments_instance_next", "instance_id", "next_action_at"),

@@ -181,6 +181,17 @@ def _enroll(workspace, instance_id, valid, invalid) -> EnrollmentReport:
     return report
 
 
+# PostgreSQL's `jsonb || jsonb` on SQLite: the given custom fields replace the stored ones key by
+# key (json_patch would merge nested objects and drop keys given as null).
+_SQLITE_MERGED_FIELDS = sa.text(
+    """(SELECT json_group_object(key, CASE type WHEN 'true' THEN json('true') WHEN 'false' THEN json('false')
+        WHEN 'object' THEN json(value) WHEN 'array' THEN json(value) ELSE value END)
+    FROM (SELECT key, value, type FROM json_each(contacts.custom_fields)
+            WHERE key NOT IN (SELECT key FROM json_each(excluded.custom_fields))
+          UNION ALL SELECT key, value, type FROM json_each(excluded.custom_fields)))"""
+)
+
+
 def _upsert_contacts(workspace: Workspace, contacts: list) -> list[tuple]:
     """Create or update contacts by email; returns (id, email, status, created) per contact."""
     now = utcnow()
@@ -198,11 +209,7 @@ def _upsert_contacts(workspace: Workspace, contacts: list) -> list[tuple]:
     postgres = dialect_name() == "postgresql"
 
     def update(current, excluded):
-        merged = (
-            current.custom_fields.op("||")(excluded.custom_fields)
-            if postgres
-            else sa.func.json_patch(current.custom_fields, excluded.custom_fields)
-        )
+        merged = current.custom_fields.op("||")(excluded.custom_fields) if postgres else _SQLITE_MERGED_FIELDS
         values = {name: sa.func.coalesce(getattr(excluded, name), getattr(current, name)) for name in CONTACT_FIELDS}
         return {**values, "custom_fields": merged, "updated_at": excluded.updated_at}
 

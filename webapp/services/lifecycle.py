@@ -24,8 +24,8 @@ import sqlalchemy as sa
 
 from webapp.errors import InvalidTransition
 from webapp.extensions import db
-from webapp.models import CampaignEnrollment, utcnow
-from webapp.models.enums import EnrollmentStatus, InstanceStatus
+from webapp.models import CampaignEnrollment, Task, utcnow
+from webapp.models.enums import EnrollmentStatus, InstanceStatus, TaskStatus
 from webapp.services.bulk import one_of
 
 LIVE = frozenset({EnrollmentStatus.ENROLLED, EnrollmentStatus.ACTIVE, EnrollmentStatus.PAUSED})
@@ -172,12 +172,28 @@ def change(
         base = base.values(values)
     base = base.returning(table.c.id).execution_options(synchronize_session=False)
     if ids is None:
-        return list(db.session.scalars(base))
-    changed: list[uuid.UUID] = []
-    wanted = list(dict.fromkeys(ids))
-    for start in range(0, len(wanted), CHUNK):
-        changed += db.session.scalars(base.where(one_of(table.c.id, wanted[start : start + CHUNK])))
+        changed = list(db.session.scalars(base))
+    else:
+        changed = []
+        wanted = list(dict.fromkeys(ids))
+        for start in range(0, len(wanted), CHUNK):
+            changed += db.session.scalars(base.where(one_of(table.c.id, wanted[start : start + CHUNK])))
+    if TRANSITIONS[name].final:
+        _close_tasks(changed, now)
     return changed
+
+
+def _close_tasks(enrollment_ids: list[uuid.UUID], now: datetime) -> None:
+    """An enrollment that ended leaves nothing on anyone's to-do list: its open tasks are skipped."""
+    table = Task.__table__
+    for start in range(0, len(enrollment_ids), CHUNK):
+        db.session.execute(
+            sa.update(table)
+            .where(
+                one_of(table.c.enrollment_id, enrollment_ids[start : start + CHUNK]), table.c.status == TaskStatus.OPEN
+            )
+            .values(status=TaskStatus.SKIPPED, completed_at=now, updated_at=now)
+        )
 
 
 def change_one(
@@ -204,4 +220,5 @@ def change_one(
 
 def _refusal(verb: str, status: str, found: Transition) -> str:
     allowed = ", ".join(s for s in EnrollmentStatus if s in found.sources)
-    return f"Cannot {verb} a {status} enrollment. Allowed from: {allowed}."
+    article = "an" if status[0] in "aeiou" else "a"
+    return f"Cannot {verb} {article} {status} enrollment. Allowed from: {allowed}."

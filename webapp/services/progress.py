@@ -9,6 +9,7 @@ import sqlalchemy as sa
 from webapp.engine import policy
 from webapp.extensions import db
 from webapp.models import CampaignEnrollment, CampaignInstance, SequenceStep
+from webapp.models.enums import EnrollmentStatus
 from webapp.services import lifecycle
 from webapp.services.bulk import update_each
 
@@ -43,8 +44,8 @@ def advance(
     """Record a step done for each (enrollment id, campaign id, step position): the enrollment's
     next step is due after its delay, or the enrollment completes. Only active enrollments that
     had not done that step yet move (a reply recorded meanwhile keeps its final status; a step
-    recorded twice moves nothing twice). With `by_template` the second value is the template's
-    id rather than the campaign's. One UPDATE for those that go on and one for those that end."""
+    recorded twice moves nothing twice; a paused one records the step and stays paused). With
+    `by_template` the second value is the template's id rather than the campaign's."""
     if not done:
         return
     steps = steps or ActiveSteps()
@@ -73,6 +74,16 @@ def advance(
         table.c.id,
         {"current_step": table.c.current_step},
         ending,
+        where=not_done_yet,
+    )
+    # A paused enrollment keeps its status but not the step a person did meanwhile (a task):
+    # resumed, it goes on from the next one (or completes at the worker's next look).
+    paused = sa.update(table).where(table.c.status == EnrollmentStatus.PAUSED).values(updated_at=now)
+    update_each(
+        paused,
+        table.c.id,
+        {"current_step": table.c.current_step, "next_action_at": table.c.next_action_at},
+        going_on + [(enrollment_id, position, None) for enrollment_id, position in ending],
         where=not_done_yet,
     )
 

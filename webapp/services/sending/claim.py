@@ -23,7 +23,7 @@ from webapp.models import (
     SequenceStep,
     Task,
 )
-from webapp.models.enums import Channel, ContactStatus, DeliveryStatus, EnrollmentStatus, InstanceStatus
+from webapp.models.enums import Channel, ContactStatus, DeliveryStatus, EnrollmentStatus, InstanceStatus, TaskStatus
 from webapp.services import lifecycle
 from webapp.services.bulk import insert_each, one_of, update_each
 from webapp.services.progress import ActiveSteps, advance
@@ -105,8 +105,10 @@ class SenderUsages:
             def count(day: date) -> int:
                 return sent_between(address, *rules.sender_day_bounds(day))
 
-            last = db.session.scalar(sa.select(sa.func.max(Delivery.created_at)).where(Delivery.sender == address))
-            self._usages[key] = policy.SenderUsage(last_sent_at=last, count=count)
+            def last() -> datetime | None:
+                return db.session.scalar(sa.select(sa.func.max(Delivery.created_at)).where(Delivery.sender == address))
+
+            self._usages[key] = policy.SenderUsage(count=count, last=last)
         return self._usages[key]
 
 
@@ -237,8 +239,7 @@ def _apply(decisions: list[tuple], report: ClaimReport, *, now: datetime, lease:
     for row, decision in objects:
         enrollment = by_id[row.id]
         if decision.action == Action.TASK:
-            report.tasks += 1
-            _create_task(enrollment, decision.step, due_at=row.next_action_at, now=now)
+            report.tasks += _create_task(enrollment, decision.step, due_at=row.next_action_at, now=now)
         else:
             delivery = _claim_delivery(
                 enrollment, decision.step, on_record[(row.id, decision.step.id)], now=now, lease=lease
@@ -315,9 +316,16 @@ def _enrollments_by_id(ids: set[uuid.UUID]) -> dict[uuid.UUID, CampaignEnrollmen
     return {enrollment.id: enrollment for enrollment in db.session.scalars(query)}
 
 
-def _create_task(enrollment: CampaignEnrollment, step: SequenceStep, *, due_at: datetime, now: datetime) -> None:
-    exists = db.session.scalar(sa.select(Task.id).where(Task.enrollment_id == enrollment.id, Task.step_id == step.id))
-    if exists is None:
+def _create_task(enrollment: CampaignEnrollment, step: SequenceStep, *, due_at: datetime, now: datetime) -> bool:
+    """The step's task for a person, and the enrollment waits for it. False when the task
+    exists and is finished already: the enrollment then simply moves on."""
+    status = db.session.scalar(
+        sa.select(Task.status).where(Task.enrollment_id == enrollment.id, Task.step_id == step.id)
+    )
+    if status is not None and status != TaskStatus.OPEN:
+        advance([(enrollment.id, enrollment.instance_id, step.position)], now=now, actor=lifecycle.Actor.WORKER)
+        return False
+    if status is None:
         db.session.add(
             Task(
                 workspace_id=enrollment.workspace_id,
@@ -330,6 +338,7 @@ def _create_task(enrollment: CampaignEnrollment, step: SequenceStep, *, due_at: 
     enrollment.next_action_at = None  # the enrollment waits for the task
     enrollment.status_reason = f"waiting for LinkedIn task (step {step.position})"
     enrollment.updated_at = now
+    return True
 
 
 def _claim_delivery(

@@ -5,9 +5,10 @@ process. Raw: pre-built messages over one reused smtplib connection (no database
 rendering). Worker: a launched one-step campaign sent by `Worker.run_once` (claim in batches,
 render, build, send over a reused connection, record). Target: worker >= 50% of raw.
 
-    .venv/bin/python -m bench.smtp_send [--database-url URL] [--messages N]
+    .venv/bin/python -m bench.smtp_send [--database-url URL] [--messages N] [--relay-ms MS]
 """
 
+import asyncio
 import smtplib
 import socket
 from datetime import UTC, datetime, timedelta
@@ -19,10 +20,16 @@ from webapp.engine.mailer import SmtpTransport, build_message, make_message_id
 
 
 class CountingSink:
-    def __init__(self):
+    """Accepts every message; with `delay` (seconds) it answers DATA that much later, like a
+    relay across a network that queues the message before it says 250."""
+
+    def __init__(self, delay: float = 0.0):
         self.count = 0
+        self.delay = delay
 
     async def handle_DATA(self, server, session, envelope):
+        if self.delay:
+            await asyncio.sleep(self.delay)
         self.count += 1
         return "250 OK"
 
@@ -82,8 +89,9 @@ def worker_rate(url: str, port: int, n: int) -> float:
 def main() -> None:
     p = parser(__doc__.splitlines()[0])
     p.add_argument("--messages", type=int, default=2000)
+    p.add_argument("--relay-ms", type=float, default=0.0, help="the relay's delay before it accepts a message")
     args = p.parse_args()
-    sink = CountingSink()
+    sink = CountingSink(args.relay_ms / 1000)
     port = free_port()
     controller = Controller(sink, hostname="127.0.0.1", port=port)
     controller.start()

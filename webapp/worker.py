@@ -40,15 +40,15 @@ from webapp.services.sending.record import (
     Outcome,
     SendResult,
     record_outcomes,
-    restore_marks,
     send_prepared,
 )
 
 log = logging.getLogger("drumbeat.worker")
 # Outcomes are recorded in one transaction per this many messages: fewer round trips. Each group
-# is recorded on a second thread while the next group is sent (see `_Recorder`). A message's own
-# status (sending, then sent) is stored before the next one is sent, so a crash never leaves
-# more than the message in hand `unknown`; the group only follows through (events, next step).
+# is recorded on a second thread while the next group is sent, or the next batch claimed (see
+# `_Recorder`); a run ends with everything recorded. A message's own status (sending, then sent)
+# is stored before the next one is handed over, so a crash never leaves more than the message in
+# hand `unknown`; the group only follows through (events, next step).
 RECORD_EVERY = 50
 
 
@@ -128,14 +128,22 @@ class Worker:
                         report.paused = True
                         return report
                     self.paused_until, self.probing = None, True
-                while not self.stopping and self.paused_until is None:
-                    now = now if fixed else self.clock()
-                    claim = claim_due_work(now)
-                    report.tasks += claim.tasks
-                    report.completed += claim.completed
-                    if not (claim.deliveries or claim.tasks or claim.completed):
-                        break
-                    self._send_batch(claim, report, now)
+                recorder = _Recorder(self.app, self._stores_copies)
+                try:
+                    while not self.stopping and self.paused_until is None:
+                        now = now if fixed else self.clock()
+                        claim = claim_due_work(now)
+                        report.tasks += claim.tasks
+                        report.completed += claim.completed
+                        if not (claim.deliveries or claim.tasks or claim.completed):
+                            break
+                        self._send_batch(claim, report, now, recorder)
+                    recorder.wait()
+                except BaseException:
+                    recorder.join()
+                    self.unrecorded += recorder.failed
+                    recorder.failed = []
+                    raise
                 report.paused = self.paused_until is not None
             finally:
                 db.session.remove()
@@ -144,7 +152,6 @@ class Worker:
     def _settle(self, now: datetime) -> None:
         """Record what a run broken off by the database left in hand: outcomes, and claims never tried."""
         if self.unrecorded:
-            restore_marks(self.unrecorded)
             record_outcomes(self.unrecorded, store_copy=self._stores_copies, now=now)
             log.info("recorded outcomes held while the database was away", extra={"count": len(self.unrecorded)})
             self.unrecorded = []
@@ -156,14 +163,14 @@ class Worker:
     def _stores_copies(self) -> bool:
         return getattr(self.transport, "stores_messages", False)
 
-    def _send_batch(self, claim: ClaimReport, report: RunReport, now: datetime) -> None:
+    def _send_batch(self, claim: ClaimReport, report: RunReport, now: datetime, recorder: "_Recorder") -> None:
         """Send a claimed batch, the groups recorded every RECORD_EVERY messages. Each message is
         marked `sending` (in the statement that stores the status of the one before) while its
         SMTP transaction starts, on a thread of its own, and the message is handed over (the
-        end-of-data) only once its mark is stored. When this returns, all of it is recorded;
-        when it raises, what it could not record is held in `unrecorded` and `unreleased`."""
+        end-of-data) only once its mark is stored. When this returns, all of it is recorded or
+        handed to `recorder`; when it raises, what it could not record is held in `unrecorded`
+        and `unreleased`."""
         prepared = prepare_deliveries(claim.deliveries, claim.drafts)
-        recorder = _Recorder(self.app, self._stores_copies, now)
         marker = Marker()
         marks = ThreadPoolExecutor(max_workers=1, thread_name_prefix="drumbeat-marker")
         pending: list[SendResult] = []
@@ -194,17 +201,19 @@ class Worker:
                 self._watch_relay(result, now)
                 pending.append(result)
                 if len(pending) >= RECORD_EVERY:
-                    recorder.record(pending)
+                    recorder.record(pending, now)
                     pending, self._streak = [], []  # handed over: no longer ours to change
             if unstored is not None:
                 marker.step(unstored, None, self._moment(now))
-            recorder.wait()
-            record_outcomes(pending, store_copy=self._stores_copies, now=now)
+            if pending:
+                recorder.record(pending, now)
+                pending = []
             release_claims([p.delivery_id for p in prepared[done:]], now)  # stopping or pausing
         except BaseException:
             # The database (or a recording) failed: nothing more is sent; hold what is in hand.
             recorder.join()
             self.unrecorded += recorder.failed + pending
+            recorder.failed = []
             self.unreleased += [p.delivery_id for p in prepared[done:]]
             raise
         finally:
@@ -291,22 +300,22 @@ def _ours(marked: Future) -> None:
 
 
 class _Recorder:
-    """Records a group of outcomes on a thread of its own while the worker sends the next group,
-    so that the database's work on one overlaps the SMTP conversation of the other. One group at
-    a time; the worker waits for it before it touches the database itself."""
+    """Records a group of outcomes on a thread of its own while the worker sends the next group
+    (or claims the next batch), so that the database's work on one overlaps the SMTP
+    conversation of the other. One group at a time; the worker waits for it at the next hand-over
+    and at the end of its run."""
 
-    def __init__(self, app: Flask, store_copy: bool, now: datetime):
+    def __init__(self, app: Flask, store_copy: bool):
         self.app = app
         self.store_copy = store_copy
-        self.now = now
         self._thread: threading.Thread | None = None
         self.error: BaseException | None = None
         self.failed: list[SendResult] = []  # the group whose recording failed
 
-    def record(self, results: list[SendResult]) -> None:
+    def record(self, results: list[SendResult], now: datetime) -> None:
         """Start recording `results` once the group before is recorded (raising its error, if any)."""
         self.wait()
-        self._thread = threading.Thread(target=self._run, args=(results,), name="drumbeat-recorder")
+        self._thread = threading.Thread(target=self._run, args=(results, now), name="drumbeat-recorder")
         self._thread.start()
 
     def wait(self) -> None:
@@ -320,11 +329,11 @@ class _Recorder:
             self._thread.join()
             self._thread = None
 
-    def _run(self, results: list[SendResult]) -> None:
+    def _run(self, results: list[SendResult], now: datetime) -> None:
         try:
             with self.app.app_context():  # its own session and connection
                 try:
-                    record_outcomes(results, store_copy=self.store_copy, now=self.now)
+                    record_outcomes(results, store_copy=self.store_copy, now=now)
                 finally:
                     db.session.remove()
         except BaseException as exc:  # handed over to the worker's thread by wait()

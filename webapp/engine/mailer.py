@@ -22,7 +22,6 @@ import logging
 import re
 import secrets
 import smtplib
-import socket
 import ssl
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping
@@ -64,9 +63,6 @@ _MESSAGE_ID = re.compile(r"<[A-Za-z0-9!#$%&'*+/=?^_`{|}~.-]{1,128}@[A-Za-z0-9.-]
 _ID_PART = re.compile(r"[A-Za-z0-9._-]{1,128}")
 _URL = re.compile(r"(?i:https?)://[!-~]+")
 _NAMED_ADDRESS = re.compile(r"\s*(.*?)\s*<([^<>]*)>\s*")
-
-
-END_OF_DATA = b".\r\n"  # after the text's last CRLF
 
 
 class MessageError(ValueError):
@@ -246,9 +242,9 @@ class Transport(Protocol):
         message_id: str | None = None,
         before_handover: Callable[[], None] | None = None,
     ) -> dict[str, tuple[int, str]]:
-        """`before_handover` is called at the last moment the message can still be withdrawn
-        (SMTP: before the end-of-data that hands it over); if it raises, the message is withdrawn
-        (the connection is dropped, so the server discards it) and the exception propagates."""
+        """`before_handover` is called just before the message is handed over (SMTP: after the
+        server's 354 to DATA, before the text); if it raises, the message is withdrawn (the
+        connection is dropped, so the server discards it) and the exception propagates."""
 
     def close(self) -> None: ...
 
@@ -374,9 +370,9 @@ class SmtpTransport:
         before_handover: Callable[[], None] | None = None,
     ) -> dict[str, tuple[int, str]]:
         """Send one message. Returns the recipients the server refused while accepting the others
-        (empty in the usual one-recipient case). `before_handover` runs after the message's text
-        is written and before the end-of-data that hands it over; an exception from it drops the
-        connection (the server discards an unfinished message) and propagates.
+        (empty in the usual one-recipient case). `before_handover` runs once the server has said
+        354 to DATA, before the text and its end-of-data are written; an exception from it drops
+        the connection (the server discards a message without its end-of-data) and propagates.
 
         Raises `TransientSendError` (connection failure or timeout before the message was complete,
         4xx replies; `TransportConfigError` for credentials/TLS), `PermanentSendError` (5xx replies;
@@ -457,18 +453,14 @@ class SmtpTransport:
         if code != 354:
             self._after_refusal(code)
             raise _classify(code, reply, "data")
-        text = _dot_stuffed(data)
+        if before_handover is not None:
+            try:
+                before_handover()
+            except BaseException:
+                self._discard()  # after DATA, only a dropped connection takes the message back
+                raise
         try:
-            if before_handover is None:
-                conn.send(text)
-            else:
-                conn.send(text[: -len(END_OF_DATA)])
-                try:
-                    before_handover()
-                except BaseException:
-                    self._discard()  # no end-of-data: the server discards the message
-                    raise
-                conn.send(END_OF_DATA)
+            conn.send(_dot_stuffed(data))
         except OSError as exc:
             # The terminating "." is the last thing written; if writing failed the server cannot accept it.
             self._discard()
@@ -514,9 +506,6 @@ class SmtpTransport:
         except OSError as exc:
             raise TransientSendError(None, f"cannot connect to {where}: {exc}", stage="connect") from None
         try:
-            # The end-of-data may go in a write of its own (see `send`): with Nagle's algorithm it
-            # would wait for the server's delayed ACK of the text, 40 ms a message.
-            conn.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             conn.ehlo_or_helo_if_needed()
             if self.security == "starttls":
                 if not conn.has_extn("starttls"):
@@ -743,4 +732,4 @@ def _dot_stuffed(message: bytes) -> bytes:
         data = b"." + data
     if not data.endswith(b"\r\n"):
         data += b"\r\n"
-    return data + END_OF_DATA
+    return data + b".\r\n"

@@ -48,5 +48,5 @@ class CampaignEnrollment(UUIDPrimaryKey, Base):
         ),
         # The enrollments list's default order, and the "what will go out when" preview.
         sa.Index("ix_campaign_enrollments_instance_enrolled", "instance_id", "enrolled_at", "id"),
-        sa.Index("ix_campaign_enrollments_instance_next", "instance_id", "next_action_at"),
+        sa.Index("ix_campaign_enrollments_instance_next", "instance_id", "next_action_at", "id"),
     )

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 import sqlalchemy as sa
+from sqlalchemy.orm import Bundle
 
 from webapp.extensions import db
 from webapp.models import CampaignEnrollment, CampaignInstance, Contact, SequenceStep, Workspace, utcnow
@@ -26,7 +27,7 @@ from webapp.services.sending import settings as sending_settings
 from webapp.services.sending.claim import Action, SenderUsages, decide
 
 PREVIEW_ROWS = 4
-PREVIEW_MIN_ROWS = 200
+PREVIEW_MIN_ROWS = 40
 
 
 @dataclass
@@ -66,8 +67,16 @@ def preview_schedule(
         settings = sending_settings.for_instance(instance, workspace)
     except sending_settings.InvalidSettings as exc:
         invalid = lifecycle.reason_text(lifecycle.Reason.INVALID_SETTINGS, str(exc))
+    enrollment = Bundle(
+        "enrollment",
+        CampaignEnrollment.id,
+        CampaignEnrollment.status,
+        CampaignEnrollment.status_reason,
+        CampaignEnrollment.current_step,
+        CampaignEnrollment.next_action_at,
+    )
     rows = db.session.execute(
-        sa.select(CampaignEnrollment, Contact.email, Contact.timezone, Contact.status)
+        sa.select(enrollment, Contact.email, Contact.timezone, Contact.status)
         .join(Contact, Contact.id == CampaignEnrollment.contact_id)
         .where(CampaignEnrollment.instance_id == instance.id, CampaignEnrollment.status.in_(lifecycle.LIVE))
         .order_by(CampaignEnrollment.next_action_at.asc().nulls_last(), CampaignEnrollment.id)
@@ -123,6 +132,8 @@ def _play(in_line: list[_InLine], settings, *, now: datetime, limit: int, waitin
         while queue and queue[0][0] <= moment:
             due_now.append(heapq.heappop(queue)[2])
         for item in sorted(due_now, key=_InLine.order):
+            if len(planned) >= limit:
+                break
             decision = decide(
                 item.step, settings, due=item.due, contact_timezone=item.timezone, usage=usage, now=moment
             )

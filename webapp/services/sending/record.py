@@ -109,18 +109,13 @@ class Marker:
     """Marks each message `sending` just before its SMTP transaction, in the statement that
     stores the outcome of the message before it, on a connection of its own that commits at
     once. So a worker has at most one message `sending` without its outcome on record, and a
-    worker that cannot reach the database sends nothing more.
-
-    On PostgreSQL the marks commit asynchronously (`synchronous_commit = off` on this connection
-    only): a mark costs a fifth of a flushed commit. Only a crash of the database server itself
-    can lose the last fraction of a second of marks; the worker, which holds what it sent, puts
-    them back before it records the outcomes (`restore_marks`)."""
+    worker that cannot reach the database sends nothing more. Marks are ordinary (flushed)
+    commits: an asynchronous commit would save a tenth of the worker's time, but a crash of the
+    database server could then forget a mark of a message that went out, and send it again."""
 
     def __init__(self):
         self._connection = db.engine.connect().execution_options(isolation_level="AUTOCOMMIT")
         self._postgresql = self._connection.dialect.name == "postgresql"
-        if self._postgresql:
-            self._connection.exec_driver_sql("SET synchronous_commit = off")
 
     def step(self, previous: SendResult | None, following: Prepared | None, now: datetime) -> bool:
         """Store `previous`'s outcome and mark `following` sending, at `now`. True when `following`
@@ -147,31 +142,7 @@ class Marker:
         return following is not None and following.delivery_id in marked
 
     def close(self) -> None:
-        try:
-            if self._postgresql:
-                self._connection.exec_driver_sql("RESET synchronous_commit")  # the connection goes back to the pool
-        finally:
-            self._connection.close()
-
-
-def restore_marks(results: list[SendResult]) -> None:
-    """Put back the `sending` marks of messages the worker handed over, where the database lost
-    them (a crash of its server): a claim still under the same lease. Then their outcomes can be
-    recorded, and the claims are never handed back to be sent again. Flushes; the caller commits."""
-    for result in results:
-        if result.outcome == Outcome.UNSENDABLE:
-            continue
-        item = result.prepared
-        db.session.execute(
-            sa.update(Delivery)
-            .where(
-                Delivery.id == item.delivery_id,
-                Delivery.status == DeliveryStatus.CLAIMED,
-                Delivery.claimed_until == item.claimed_until,
-            )
-            .values(status=DeliveryStatus.SENDING, message_id=item.message_id)
-            .execution_options(synchronize_session=False)
-        )
+        self._connection.close()
 
 
 def record_outcomes(results: list[SendResult], *, store_copy: bool = False, now: datetime | None = None) -> None:

@@ -162,3 +162,16 @@ def in_flight(now: datetime) -> list:
     finally:
         marker.close()
     return prepared
+
+
+def workspace_of(row) -> Workspace:
+    return db.session.get(Workspace, row.workspace_id)
+
+
+def contact_of(enrollment) -> Contact:
+    return db.session.get(Contact, enrollment.contact_id)
+
+
+def fresh(model, row_id):
+    """`model`'s row `row_id` as stored now (not as the session last saw it)."""
+    return db.session.get(model, row_id, populate_existing=True)

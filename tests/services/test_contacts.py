@@ -4,6 +4,7 @@ import pytest
 import sqlalchemy as sa
 
 from tests import builders
+from tests.builders import fresh
 from webapp.errors import Conflict, NotFound
 from webapp.extensions import db as _db
 from webapp.models import CampaignEnrollment, Contact, Workspace
@@ -20,10 +21,6 @@ from webapp.services.contacts import (
 )
 
 SUPPRESSED = ["unsubscribed", "bounced", "complained"]
-
-
-def fresh(model, row_id):
-    return _db.session.get(model, row_id, populate_existing=True)
 
 
 def count(model, *where) -> int:

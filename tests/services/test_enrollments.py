@@ -1,38 +1,20 @@
 """Enrolling contacts, and the changes a person or a script makes to one enrollment."""
 
 import uuid
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
 import pytest
 import sqlalchemy as sa
 
 from tests import builders
+from tests.builders import contact_of, fresh, workspace_of
+from tests.services.conftest import NOW
 from webapp.errors import Conflict, InvalidTransition, NotFound, ValidationFailed
 from webapp.extensions import db as _db
-from webapp.models import CampaignEnrollment, Contact, Workspace
+from webapp.models import CampaignEnrollment, Contact
 from webapp.models.enums import EnrollmentStatus as S
 from webapp.models.enums import InstanceStatus
 from webapp.services.enrollments import change_enrollment_status, enroll_contacts, unenroll, upsert_contact_items
-
-NOW = datetime(2026, 3, 3, 10, 0, tzinfo=UTC)
-
-
-@pytest.fixture
-def now(time_machine):
-    time_machine.move_to(NOW, tick=False)
-    return NOW
-
-
-def workspace_of(row) -> Workspace:
-    return _db.session.get(Workspace, row.workspace_id)
-
-
-def contact_of(enrollment) -> Contact:
-    return _db.session.get(Contact, enrollment.contact_id)
-
-
-def fresh(model, row_id):
-    return _db.session.get(model, row_id, populate_existing=True)
 
 
 def enrollments_of(instance) -> dict[str, CampaignEnrollment]:

@@ -7,8 +7,9 @@ import pytest
 import sqlalchemy as sa
 
 from tests import builders
+from tests.builders import contact_of, fresh, workspace_of
 from webapp.extensions import db as _db
-from webapp.models import CampaignEnrollment, CampaignEvent, Contact, Workspace
+from webapp.models import CampaignEnrollment, CampaignEvent, Contact
 from webapp.models.enums import EnrollmentStatus as S
 from webapp.schemas.events import EventIn
 from webapp.services.analytics import instance_performance
@@ -21,18 +22,6 @@ def event(provider_event_id: str, type: str, enrollment=None, **fields) -> Event
     if enrollment is not None:
         fields["enrollment_id"] = str(enrollment.id)
     return EventIn.model_validate({"provider_event_id": provider_event_id, "type": type, "occurred_at": AT, **fields})
-
-
-def workspace_of(row) -> Workspace:
-    return _db.session.get(Workspace, row.workspace_id)
-
-
-def contact_of(enrollment) -> Contact:
-    return _db.session.get(Contact, enrollment.contact_id)
-
-
-def fresh(model, row_id):
-    return _db.session.get(model, row_id, populate_existing=True)
 
 
 def stored_events() -> list[tuple]:

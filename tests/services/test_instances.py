@@ -1,21 +1,20 @@
 """Campaigns: creation from a template, and the status changes that launch, pause and end them."""
 
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
 import pytest
 import sqlalchemy as sa
 
 from tests import builders
+from tests.builders import fresh, workspace_of
 from webapp.errors import Conflict, InvalidTransition, NotFound
 from webapp.extensions import db as _db
-from webapp.models import CampaignEnrollment, CampaignInstance, Workspace
+from webapp.models import CampaignEnrollment, CampaignInstance
 from webapp.models.enums import EnrollmentStatus as S
 from webapp.models.enums import InstanceStatus as I
 from webapp.schemas.instances import InstanceIn
 from webapp.services import lifecycle
 from webapp.services.instances import change_instance_status, create_instance
-
-NOW = datetime(2026, 3, 3, 10, 0, tzinfo=UTC)
 
 ALLOWED = {
     I.DRAFT: [I.ACTIVE, I.COMPLETED],
@@ -24,20 +23,6 @@ ALLOWED = {
     I.COMPLETED: [],
 }
 REFUSED = [(source, target) for source, allowed in ALLOWED.items() for target in I if target not in allowed]
-
-
-@pytest.fixture
-def now(time_machine):
-    time_machine.move_to(NOW, tick=False)
-    return NOW
-
-
-def workspace_of(row) -> Workspace:
-    return _db.session.get(Workspace, row.workspace_id)
-
-
-def fresh(model, row_id):
-    return _db.session.get(model, row_id, populate_existing=True)
 
 
 def instance_count(workspace_id) -> int:

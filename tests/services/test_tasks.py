@@ -7,6 +7,7 @@ import pytest
 import sqlalchemy as sa
 
 from tests import builders
+from tests.builders import fresh, workspace_of
 from webapp.errors import Conflict, NotFound
 from webapp.extensions import db as _db
 from webapp.models import CampaignEnrollment, CampaignEvent, Task, Workspace, utcnow
@@ -22,14 +23,6 @@ from webapp.services.sending.claim import claim_due_work
 from webapp.services.tasks import finish_task, list_tasks, skip_overdue_tasks
 
 NOW = datetime(2026, 3, 3, 10, 0, tzinfo=UTC)
-
-
-def workspace_of(row) -> Workspace:
-    return _db.session.get(Workspace, row.workspace_id)
-
-
-def fresh(model, row_id):
-    return _db.session.get(model, row_id, populate_existing=True)
 
 
 def waiting_task(

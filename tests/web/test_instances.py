@@ -652,6 +652,26 @@ def test_an_unknown_delivery_can_be_sent_again_and_not_resolved_twice(app, web, 
     assert web.post(url, data={"csrf_token": token, "sent": "maybe"}).status_code == 400
 
 
+def test_a_campaigns_unknown_deliveries_are_settled_at_once_from_the_attention_box(app, web, api, token):
+    instance = make_unknown_delivery(app, api)
+    other = make_unknown_delivery(app, api)
+    body = html(web.get(f"/campaigns/{instance['id']}"))
+    url = f"/campaigns/{instance['id']}/deliveries/resolve"
+
+    response = web.post(url, data={"csrf_token": token, "sent": "true"}, headers=HTMX)
+
+    assert "2 deliveries have an unknown outcome" in body and "1 of them is in this campaign" in body
+    assert f'action="{url}"' in body and ">All 1 were sent<" in body and ">Send all 1 again<" in body
+    assert response.status_code == 200 and html(response).lstrip().startswith('<section id="attention"')
+    assert json.loads(response.headers["HX-Trigger"])["toast"]["message"] == (
+        "1 delivery marked as sent: its enrollment moves on."
+    )
+    assert "in this campaign" not in html(response)  # the other campaign's is still listed
+    assert enrollments_of(api, instance["id"])[0]["current_step"] == 1
+    assert enrollments_of(api, other["id"])[0]["current_step"] == 0
+    assert web.post(url, data={"csrf_token": token, "sent": "maybe"}).status_code == 400
+
+
 def test_without_unknown_deliveries_the_attention_box_is_hidden(web, active):
     body = html(web.get(f"/campaigns/{active['id']}"))
 
@@ -680,6 +700,7 @@ def test_every_route_is_404_for_another_workspace(app, client, api, outsider, lo
         (f"{base}/enrollments/{enrollment['id']}/status", {"status": "paused"}),
         (f"{base}/enrollments/{enrollment['id']}/unenroll", {}),
         (f"{base}/deliveries/{delivery['id']}/resolve", {"sent": "true"}),
+        (f"{base}/deliveries/resolve", {"sent": "true"}),
     ]
 
     for path in gets:
@@ -703,6 +724,7 @@ def test_posts_without_a_csrf_token_are_refused(web, api, active):
         (f"{base}/status", {"status": "paused"}),
         (f"{base}/enrollments/{enrollment['id']}/status", {"status": "paused"}),
         (f"{base}/enrollments/{enrollment['id']}/unenroll", {}),
+        (f"{base}/deliveries/resolve", {"sent": "false"}),
     ]:
         assert web.post(path, data=data).status_code == 400, path
     assert status_of(api, active["id"]) == "active"

@@ -396,12 +396,12 @@ def resolve_deliveries(instance_id: uuid.UUID):
     instance = instances.get_instance(workspace, instance_id)
     body = _validate(ResolveDeliveryIn, {"sent": request.form.get("sent")})
     count = deliveries.resolve_unknown_deliveries(workspace, instance_id, sent=body.sent)
-    noun = "delivery" if count == 1 else "deliveries"
-    message = (
-        f"{count} {noun} marked as sent: their enrollments move on."
-        if body.sent
-        else f"{count} {noun} will be sent again at the next run."
-    )
+    if body.sent:
+        message = f"{count} {'delivery' if count == 1 else 'deliveries'} marked as sent: " + (
+            "its enrollment moves on." if count == 1 else "their enrollments move on."
+        )
+    else:
+        message = f"{count} {'delivery' if count == 1 else 'deliveries'} will be sent again at the next run."
     return _attention_response(workspace, instance, message)
 
 

@@ -17,6 +17,8 @@ from webapp.models import (
     CampaignInstance,
     CampaignTemplate,
     Contact,
+    InboundMessage,
+    Mailbox,
     SequenceStep,
     Task,
     Workspace,
@@ -175,3 +177,29 @@ def contact_of(enrollment) -> Contact:
 def fresh(model, row_id):
     """`model`'s row `row_id` as stored now (not as the session last saw it)."""
     return db.session.get(model, row_id, populate_existing=True)
+
+
+def inbound_message(mailbox_id, *, uid: int, enrollment=None, **fields) -> InboundMessage:
+    """A message as the mailbox reader stores it, in `mailbox_id`'s workspace; matched to
+    `enrollment` when given. Commits."""
+    mailbox = db.session.get(Mailbox, mailbox_id)
+    values = {
+        "kind": "reply",
+        "from_email": "someone@example.com",
+        "subject": "Re: Hello",
+        "snippet": "Sounds good",
+        "received_at": utcnow(),
+        **fields,
+    }
+    row = InboundMessage(
+        workspace_id=mailbox.workspace_id,
+        mailbox_id=mailbox.id,
+        uidvalidity=1,
+        uid=uid,
+        enrollment_id=enrollment.id if enrollment else None,
+        contact_id=enrollment.contact_id if enrollment else None,
+        **values,
+    )
+    db.session.add(row)
+    db.session.commit()
+    return row

@@ -21,7 +21,7 @@ from webapp.config import TestConfig, database_url
 from webapp.extensions import db as _db
 
 PG_URL = os.environ.get("TEST_DATABASE_URL")
-pytest_plugins = ["tests.smtp_sink", "tests.pg_cluster"]
+pytest_plugins = ["tests.smtp_sink", "tests.pg_cluster", "tests.imap_server"]
 
 
 def pytest_configure(config):

@@ -53,7 +53,10 @@ def contacts(n: int, *, start: int = 0, domain: str = "example.com") -> list[dic
     ]
 
 
-def enroll(api, instance_id: str, n: int = 3, **kw) -> dict:
-    response = api.post(f"/instances/{instance_id}/enrollments/bulk", json={"contacts": contacts(n, **kw)})
+def enroll(api, instance_id: str, n: int = 3, *, allow_other_campaigns: bool = False, **kw) -> dict:
+    body = {"contacts": contacts(n, **kw)}
+    if allow_other_campaigns:  # contacts live in another campaign are skipped otherwise
+        body["allow_other_campaigns"] = True
+    response = api.post(f"/instances/{instance_id}/enrollments/bulk", json=body)
     assert response.status_code == 200, response.get_json()
     return response.get_json()["data"]

@@ -68,3 +68,50 @@ def smtp_server(sink, free_port):
     controller.start()
     yield controller
     controller.stop()
+
+
+class AuthSink(Sink):
+    """A sink that wants a login: `users` maps a username to its password; each message records
+    who sent it (`received` items gain the login as a fifth element)."""
+
+    def __init__(self, users: dict[str, str]):
+        super().__init__()
+        self.users = users
+        self.logins: list[str] = []
+
+    def authenticate(self, server, session, envelope, mechanism, auth_data):
+        from aiosmtpd.smtp import AuthResult, LoginPassword
+
+        if isinstance(auth_data, LoginPassword):
+            login, password = auth_data.login.decode(), auth_data.password.decode()
+            if self.users.get(login) == password:
+                self.logins.append(login)
+                return AuthResult(success=True, auth_data=login)
+        return AuthResult(success=False, handled=False)
+
+    async def handle_DATA(self, server, session, envelope):
+        reply = await super().handle_DATA(server, session, envelope)
+        if reply.startswith("250") and self.received and len(self.received[-1]) == 4:
+            self.received[-1] = (*self.received[-1], session.auth_data)
+        return reply
+
+
+@pytest.fixture
+def auth_sink():
+    return AuthSink({"ada": "ada-secret", "bo": "bo-secret"})
+
+
+@pytest.fixture
+def auth_smtp_server(auth_sink, free_port):
+    """An SMTP server that requires AUTH (PLAIN/LOGIN, allowed without TLS here)."""
+    controller = Controller(
+        auth_sink,
+        hostname="127.0.0.1",
+        port=free_port,
+        authenticator=auth_sink.authenticate,
+        auth_required=True,
+        auth_require_tls=False,
+    )
+    controller.start()
+    yield controller
+    controller.stop()

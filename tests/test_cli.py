@@ -170,3 +170,30 @@ def test_set_password_refuses_a_short_password_and_an_unknown_user(app, flask, o
     assert unknown.exit_code != 0
     assert "No user with email nobody@acme.test." in unknown.output
     assert user_by_email(app, owner.email).session_version == before
+
+
+def test_secrets_rotate_re_encrypts_mailbox_passwords_under_the_new_key(app, flask, api, auth_smtp_server):
+    from cryptography.fernet import Fernet
+
+    old = app.config["ENCRYPTION_KEY"]
+    body = {
+        "name": "Ada",
+        "from_email": "ada@acme.test",
+        "smtp": {"host": "127.0.0.1", "port": auth_smtp_server.port, "security": "none"},
+    }
+    body["smtp"] |= {"username": "ada", "password": "ada-secret"}
+    mailbox = api.post("/mailboxes", json=body).get_json()["data"]
+    new = Fernet.generate_key().decode()
+
+    app.config["ENCRYPTION_KEY"] = f"{new},{old}"  # step 1: the new key first, the old one still reads
+    result = flask("secrets", "rotate")
+    assert result.exit_code == 0, result.output
+    assert "re-encrypted 1 secrets" in result.output
+
+    app.config["ENCRYPTION_KEY"] = new  # step 3: the old key dropped
+    check = api.post(f"/mailboxes/{mailbox['id']}/check", json={"servers": ["smtp"]}).get_json()["data"]
+    assert check["smtp"] == {"ok": True, "error": None}
+
+    app.config["ENCRYPTION_KEY"] = old  # a key the secret is no longer encrypted with
+    check = api.post(f"/mailboxes/{mailbox['id']}/check", json={"servers": ["smtp"]}).get_json()["data"]
+    assert check["smtp"]["ok"] is False and "cannot be decrypted" in check["smtp"]["error"]

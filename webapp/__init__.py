@@ -19,7 +19,7 @@ def create_app(config: type[Config] | dict | None = None) -> Flask:
         app.config.update(config)
     elif config is not None:
         app.config.from_object(config)
-    _ensure_secret_key(app)
+    _ensure_instance_secrets(app)
 
     from webapp.logging import configure_logging
 
@@ -41,17 +41,26 @@ def create_app(config: type[Config] | dict | None = None) -> Flask:
     return app
 
 
-def _ensure_secret_key(app: Flask) -> None:
-    """Without SECRET_KEY, use one generated once and kept in instance/secret_key (mode 0600)."""
-    if app.config.get("SECRET_KEY"):
-        return
-    path = Path(app.instance_path) / "secret_key"
-    if not path.exists():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "w") as handle:
-            handle.write(secrets.token_hex(32))
-    app.config["SECRET_KEY"] = path.read_text().strip()
+def _ensure_instance_secrets(app: Flask) -> None:
+    """Without SECRET_KEY or ENCRYPTION_KEY, use one generated once and kept in instance/ (mode 0600)."""
+    from cryptography.fernet import Fernet
+
+    for name, filename, generate in (
+        ("SECRET_KEY", "secret_key", lambda: secrets.token_hex(32)),
+        ("ENCRYPTION_KEY", "encryption_key", lambda: Fernet.generate_key().decode()),
+    ):
+        if app.config.get(name):
+            continue
+        path = Path(app.instance_path) / filename
+        if not path.exists():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "w") as handle:
+                handle.write(generate())
+        app.config[name] = path.read_text().strip()
+    from webapp.crypto import check_keys
+
+    check_keys(app.config["ENCRYPTION_KEY"])  # a wrong key stops the start, not the first send
 
 
 def _init_extensions(app: Flask) -> None:

@@ -107,22 +107,65 @@ def demo_command(workspace_name: str, contact_count: int, seed: int):
 
 @click.command("worker")
 @with_appcontext
-@click.option("--once", is_flag=True, help="Do all work due now, then exit.")
+@click.option("--once", is_flag=True, help="Do all work due now and read every mailbox once, then exit.")
 def worker_command(once: bool):
-    """Run the campaign worker: sends due steps, creates tasks, reaps expired claims."""
+    """Run the campaign worker: sends due steps, reads the mailboxes, creates tasks, reaps expired claims."""
+    from datetime import timedelta
+
     from flask import current_app
 
     from webapp.worker import Worker
 
-    worker = Worker(current_app._get_current_object())
     if once:
-        report = worker.run_once()
+        report = Worker(current_app._get_current_object(), read_every=timedelta(0)).run_once()
         click.echo(
             f"sent={report.sent} failed={report.failed} retried={report.retried} unknown={report.unknown} "
             f"tasks={report.tasks} completed={report.completed} reaped={report.reaped} released={report.released}"
         )
+        _echo_inbox(report.inbox)
         return
-    worker.run_forever()
+    Worker(current_app._get_current_object()).run_forever()
+
+
+@click.command("inbox")
+@with_appcontext
+@click.option("--once", is_flag=True, required=True, help="Read every mailbox once, then exit.")
+def inbox_command(once: bool):
+    """Read the mailboxes' new messages (replies, out-of-office answers, bounces) without sending.
+    `flask worker` does this too, every INBOX_POLL_SECONDS."""
+    from datetime import timedelta
+
+    from webapp.services.inbox import read_due_mailboxes
+
+    report = read_due_mailboxes(every=timedelta(0))
+    _echo_inbox(report)
+    if report.errors:
+        raise SystemExit(1)
+
+
+def _echo_inbox(report) -> None:
+    if report is None:
+        return
+    click.echo(
+        f"mailboxes={report.mailboxes} messages={report.messages} replies={report.replies} "
+        f"auto_replies={report.auto_replies} bounces={report.bounces} unmatched={report.unmatched}"
+    )
+    for error in report.errors:
+        click.echo(f"error: {error}", err=True)
+
+
+@click.group("secrets")
+def secrets_cli():
+    """Secrets stored encrypted (mailbox passwords)."""
+
+
+@secrets_cli.command("rotate")
+@with_appcontext
+def rotate_secrets_command():
+    """Encrypt every stored secret again under the first key of ENCRYPTION_KEY (see README)."""
+    from webapp.services.mailboxes import rotate_secrets
+
+    click.echo(f"re-encrypted {rotate_secrets()} secrets under the first ENCRYPTION_KEY")
 
 
 def register_commands(app: Flask) -> None:
@@ -131,3 +174,5 @@ def register_commands(app: Flask) -> None:
     app.cli.add_command(bootstrap_command)
     app.cli.add_command(demo_command)
     app.cli.add_command(worker_command)
+    app.cli.add_command(inbox_command)
+    app.cli.add_command(secrets_cli)

@@ -29,6 +29,8 @@ def database_url(url: str) -> str:
 
 class Config:
     SECRET_KEY = _env("SECRET_KEY")
+    # Fernet keys, comma-separated: the first encrypts, all decrypt (see README, key rotation).
+    ENCRYPTION_KEY = _env("ENCRYPTION_KEY")
     SQLALCHEMY_DATABASE_URI = database_url(_env("DATABASE_URL", f"sqlite:///{ROOT / 'instance' / 'drumbeat.db'}"))
     # pre_ping: a connection the server dropped (restart, failover) is replaced, not used.
     # hide_parameters: a failed statement's values (emails, hashes, secrets) stay out of errors and logs.
@@ -83,6 +85,9 @@ class Config:
     WORKER_MAX_ATTEMPTS = _int("WORKER_MAX_ATTEMPTS", 5)
     WORKER_PAUSE_AFTER_FAILURES = _int("WORKER_PAUSE_AFTER_FAILURES", 5)
     WORKER_PAUSE_SECONDS = _int("WORKER_PAUSE_SECONDS", 60)
+    # Reading replies: each mailbox with IMAP settings is read this often (by any one worker).
+    INBOX_POLL_SECONDS = _int("INBOX_POLL_SECONDS", 60)
+    IMAP_TIMEOUT = _int("IMAP_TIMEOUT", 30)
 
     PASSWORD_HASH_TIME_COST = 3
     PASSWORD_HASH_MEMORY_COST = 65536
@@ -91,6 +96,7 @@ class Config:
 class TestConfig(Config):
     TESTING = True
     SECRET_KEY = "test-secret-key"
+    ENCRYPTION_KEY = "dGVzdC1lbmNyeXB0aW9uLWtleS0zMi1ieXRlcy0hISE="
     WTF_CSRF_ENABLED = True
     RATELIMIT_ENABLED = False
     LOG_FORMAT = "json"

@@ -20,6 +20,7 @@ import signal
 import threading
 import time
 import uuid
+from collections import Counter
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
@@ -27,11 +28,13 @@ from datetime import datetime, timedelta
 
 from flask import Flask
 
+from webapp.crypto import SecretUnreadable
 from webapp.engine import mailer
 from webapp.extensions import db
-from webapp.models import utcnow
-from webapp.services import imports, tasks
+from webapp.models import Mailbox, utcnow
+from webapp.services import imports, inbox, mailboxes, tasks
 from webapp.services.idempotency import prune_idempotency_keys
+from webapp.services.inbox import ReadReport
 from webapp.services.sending.claim import ClaimReport, claim_due_work
 from webapp.services.sending.compose import prepare_deliveries
 from webapp.services.sending.deliveries import reap_expired_claims, release_claims
@@ -64,6 +67,7 @@ class RunReport:
     released: int = 0  # expired leases never tried: back in the queue
     skipped_tasks: int = 0
     imports: int = 0
+    inbox: ReadReport | None = None  # mailboxes read in this run, when any were due
     paused: bool = False
 
     def add(self, result: SendResult) -> None:
@@ -85,17 +89,25 @@ class Worker:
         transport=None,
         clock: Callable[[], datetime] = utcnow,
         sleep: Callable[[float], None] = time.sleep,
+        read_every: timedelta | None = None,
+        imap_ssl_context=None,
     ):
         self.app = app
         self.transport = transport or mailer.transport_from_config(app.config)
         self.clock = clock
         self.sleep = sleep
+        # Mailboxes are read when their last read is this old (INBOX_POLL_SECONDS by default).
+        self.read_every = read_every
+        self.imap_ssl_context = imap_ssl_context
         self.stopping = False
         self.transport_failures = 0  # temporary failures in a row
         self.paused_until: datetime | None = None
         self.probing = False  # the next message tells whether the relay is back
         self._streak: list[SendResult] = []  # this batch's temporary failures in a row
         self._fixed_now = False  # run_once was given the time (tests, benchmarks)
+        self._transports: dict[uuid.UUID, object] = {}  # mailboxes' SMTP transports, for a run
+        self._benched: set[uuid.UUID] = set()  # mailboxes that stopped working during a run
+        self._mailbox_failures: Counter = Counter()  # temporary failures in a row, by mailbox
         # Held while the database cannot be reached; settled first thing in the next run.
         self.unrecorded: list[SendResult] = []
         self.unreleased: list[uuid.UUID] = []
@@ -123,6 +135,11 @@ class Worker:
                 while not self.stopping and (import_id := imports.claim_next_import()):
                     imports.process_import(import_id)  # large CSV files, chunk by chunk
                     report.imports += 1
+                # Replies first: a contact who answered must not get the follow-up due now.
+                if not self.stopping:
+                    report.inbox = inbox.read_due_mailboxes(
+                        now, every=self.read_every, ssl_context=self.imap_ssl_context
+                    )
                 if self.paused_until is not None:
                     if now < self.paused_until:
                         report.paused = True
@@ -146,8 +163,14 @@ class Worker:
                     raise
                 report.paused = self.paused_until is not None
             finally:
+                self._close_mailbox_transports()
                 db.session.remove()
         return report
+
+    def _close_mailbox_transports(self) -> None:
+        for transport in self._transports.values():
+            transport.close()
+        self._transports, self._benched = {}, set()
 
     def _settle(self, now: datetime) -> None:
         """Record what a run broken off by the database left in hand: outcomes, and claims never tried."""
@@ -177,15 +200,21 @@ class Worker:
         self._streak = []  # a group already recorded cannot be given back
         unstored: SendResult | None = None  # handed to the relay, its status not stored yet
         done = 0  # prepared[:done] are handled
+        benched: list[uuid.UUID] = []  # claims of mailboxes that stopped working in this batch
         try:
             for item in prepared:
                 if self.stopping or self.paused_until is not None:
                     break
+                if item.mailbox_id in self._benched:
+                    benched.append(item.delivery_id)
+                    done += 1
+                    continue
                 if item.problem is None:
+                    transport = self._transport_for(item)
                     marked = marks.submit(marker.step, unstored, item, self._moment(now))
                     unstored = None
                     try:
-                        result = send_prepared(item, self.transport, before_handover=lambda m=marked: _ours(m))
+                        result = send_prepared(item, transport, before_handover=lambda m=marked: _ours(m))
                     except _LeaseLost:
                         done += 1  # the claim is no longer this worker's: nothing was handed over
                         continue
@@ -198,7 +227,10 @@ class Worker:
                 if result.outcome in (Outcome.SENT, Outcome.RETRY, Outcome.FAILED):
                     unstored = result
                 report.add(result)
-                self._watch_relay(result, now)
+                if item.mailbox_id is None:
+                    self._watch_relay(result, now)
+                else:
+                    self._watch_mailbox(item, result, now)
                 pending.append(result)
                 if len(pending) >= RECORD_EVERY:
                     recorder.record(pending, now)
@@ -208,17 +240,53 @@ class Worker:
             if pending:
                 recorder.record(pending, now)
                 pending = []
-            release_claims([p.delivery_id for p in prepared[done:]], now)  # stopping or pausing
+            release_claims(benched + [p.delivery_id for p in prepared[done:]], now)  # stopping or pausing
         except BaseException:
             # The database (or a recording) failed: nothing more is sent; hold what is in hand.
             recorder.join()
             self.unrecorded += recorder.failed + pending
             recorder.failed = []
-            self.unreleased += [p.delivery_id for p in prepared[done:]]
+            self.unreleased += benched + [p.delivery_id for p in prepared[done:]]
             raise
         finally:
             marks.shutdown(wait=True)
             marker.close()
+
+    def _transport_for(self, item):
+        """The default transport, or the mailbox's own (logged in as it, opened once a run). With
+        the outbox transport every message stays in the outbox, mailboxes' too."""
+        if item.mailbox_id is None or self._stores_copies:
+            return self.transport
+        if item.mailbox_id not in self._transports:
+            mailbox = db.session.get(Mailbox, item.mailbox_id)
+            try:
+                self._transports[item.mailbox_id] = mailboxes.transport_for(mailbox)
+            except SecretUnreadable as exc:
+                self._transports[item.mailbox_id] = _Unusable(str(exc))
+        return self._transports[item.mailbox_id]
+
+    def _watch_mailbox(self, item, result: SendResult, now: datetime) -> None:
+        """A mailbox whose server refuses its login, its TLS or its sender address is marked
+        failing (a person must look); one whose server keeps failing for a while rests for
+        WORKER_PAUSE_SECONDS. Either way its other messages wait, their attempts not counted."""
+        error = result.error
+        if result.outcome in (Outcome.SENT, Outcome.FAILED) and not _sender_refused(error):
+            self._mailbox_failures.pop(item.mailbox_id, None)
+            return
+        if isinstance(error, mailer.TransportConfigError) or _sender_refused(error):
+            result.outcome, result.relay_down_until = Outcome.RETRY, now
+            mailboxes.mark_failing(item.mailbox_id, str(error), now=now)
+        elif result.outcome == Outcome.RETRY:
+            self._mailbox_failures[item.mailbox_id] += 1
+            if self._mailbox_failures[item.mailbox_id] < self.app.config["WORKER_PAUSE_AFTER_FAILURES"]:
+                return
+            until = now + timedelta(seconds=self.app.config["WORKER_PAUSE_SECONDS"])
+            result.relay_down_until = until
+            mailboxes.rest(item.mailbox_id, until=until, error=str(error))
+        else:
+            return
+        db.session.commit()
+        self._benched.add(item.mailbox_id)
 
     def _moment(self, now: datetime) -> datetime:
         """The time a message is marked at: the run's time when one was given, else the clock's."""
@@ -257,7 +325,9 @@ class Worker:
             try:
                 report = self.run_once()
                 if report.sent or report.failed or report.tasks or report.reaped:
-                    log.info("worker batch", extra=vars(report))
+                    log.info("worker batch", extra={k: v for k, v in vars(report).items() if k != "inbox"})
+                if report.inbox and report.inbox.messages:
+                    log.info("mailboxes read", extra=vars(report.inbox))
                 if time.monotonic() - last_prune > 3600:
                     with self.app.app_context():
                         prune_idempotency_keys()
@@ -286,6 +356,26 @@ class Worker:
         deadline = time.monotonic() + seconds
         while not self.stopping and time.monotonic() < deadline:
             self.sleep(min(0.5, deadline - time.monotonic()))
+
+
+def _sender_refused(error) -> bool:
+    """A permanent refusal of the sender address (MAIL FROM): the mailbox's problem, not the contact's."""
+    return isinstance(error, mailer.PermanentSendError) and error.stage == "mail"
+
+
+class _Unusable:
+    """The transport of a mailbox that cannot log in at all (its password cannot be decrypted)."""
+
+    stores_messages = False
+
+    def __init__(self, reason: str):
+        self.reason = reason
+
+    def send(self, *args, **kwargs):
+        raise mailer.TransportConfigError(None, self.reason, stage="auth")
+
+    def close(self) -> None:
+        pass
 
 
 class _LeaseLost(Exception):

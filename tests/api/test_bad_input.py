@@ -12,7 +12,7 @@ from types import SimpleNamespace
 import pytest
 import sqlalchemy as sa
 
-from tests import factories
+from tests import builders, factories
 from webapp.api.base import registry
 from webapp.api.openapi import PATH_PARAM
 from webapp.extensions import db as _db
@@ -44,6 +44,14 @@ VALID_BODIES = {
     "SuppressionIn": {"status": "unsubscribed"},
     "TaskFinishIn": {"note": "Valid"},
     "ResolveDeliveryIn": {"sent": True},
+    "MailboxIn": {
+        "name": "Valid",
+        "from_email": "valid@example.org",
+        "smtp": {"host": "smtp.example.org", "username": "valid", "password": "valid-secret"},
+    },
+    "MailboxUpdate": {"name": "Valid"},
+    "MailboxCheckIn": {"servers": ["smtp"]},
+    "ReplyUpdate": {"lead_status": "interested"},
 }
 
 
@@ -92,7 +100,10 @@ def world(app, api, owner):
         "workspace_id": str(owner.workspace_id),
         "task_id": str(uuid.uuid4()),
         "delivery_id": str(uuid.uuid4()),
+        "mailbox_id": api.post("/mailboxes", json=VALID_BODIES["MailboxIn"]).get_json()["data"]["id"],
     }
+    with app.app_context():
+        ids["reply_id"] = str(builders.inbound_message(uuid.UUID(ids["mailbox_id"]), uid=1).id)
     return SimpleNamespace(app=app, api=api, ids=ids, secret=secret, enrollments=enrollments, instance=instance)
 
 
@@ -291,7 +302,6 @@ def bad_values(world) -> list[tuple[str, str, dict, str]]:
         # empty strings
         ("POST", "/templates", {"name": ""}, "name"),
         ("POST", "/templates", {"name": "   "}, "name"),
-        ("POST", email_step, {"subject": "", "body": "b"}, "subject"),
         ("POST", email_step, {"subject": "s", "body": ""}, "body"),
         ("POST", "/contacts", {"email": ""}, "email"),
         ("POST", "/instances", {"template_id": "", "name": "x"}, "template_id"),

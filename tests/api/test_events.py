@@ -66,7 +66,11 @@ def test_a_reply_stops_the_enrollment(api, campaign):
 def test_an_unsubscribe_suppresses_the_contact_in_every_campaign(api, campaign):
     enrollment = campaign["enrollments"][0]
     other = factories.instance(api, status="active")
-    api.post(f"/instances/{other['id']}/enrollments", json={"contact_id": enrollment["contact_id"]})
+    added = api.post(
+        f"/instances/{other['id']}/enrollments",
+        json={"contact_id": enrollment["contact_id"], "allow_other_campaigns": True},
+    )
+    assert added.status_code == 201, added.get_json()
     api.post("/events/webhook", json=event(enrollment["id"], "unsubscribed", 1))
     assert api.get(f"/contacts/{enrollment['contact_id']}").get_json()["data"]["status"] == "unsubscribed"
     statuses = {e["status"] for e in api.get(f"/instances/{other['id']}/enrollments").get_json()["data"]}

@@ -14,7 +14,7 @@ from types import SimpleNamespace
 import pytest
 import sqlalchemy as sa
 
-from tests import factories
+from tests import builders, factories
 from webapp.api import MISSING_KEY
 from webapp.api.base import registry
 from webapp.api.openapi import PATH_PARAM
@@ -41,6 +41,7 @@ VALID_BODIES = {
     "SuppressionIn": {"status": "unsubscribed"},
     "TaskFinishIn": {"note": "Hijacked"},
     "ResolveDeliveryIn": {"sent": True},
+    "ReplyUpdate": {"lead_status": "interested"},
 }
 
 
@@ -127,6 +128,15 @@ def owned(app, api, owner):
     assert events.get_json()["data"]["stored"] == 3
     email_step = next(s for s in template["steps"] if s["channel"] == "email")
     linkedin_step = next(s for s in template["steps"] if s["channel"] == "linkedin")
+    mailbox = api.post(
+        "/mailboxes",
+        json={
+            "name": f"{SECRET} mailbox",
+            "from_email": f"rep@{SECRET}.test",
+            "smtp": {"host": "smtp.example.test", "username": "rep", "password": f"{SECRET}-password"},
+        },
+    )
+    assert mailbox.status_code == 201, mailbox.get_json()
     with app.app_context():
         task = Task(
             workspace_id=owner.workspace_id,
@@ -155,7 +165,13 @@ def owned(app, api, owner):
         "workspace_id": str(owner.workspace_id),
         "task_id": task_id,
         "delivery_id": delivery_id,
+        "mailbox_id": mailbox.get_json()["data"]["id"],
     }
+    with app.app_context():
+        reply = builders.inbound_message(
+            uuid.UUID(ids["mailbox_id"]), uid=1, subject=f"Re: {SECRET}", snippet=f"{SECRET} answer"
+        )
+        ids["reply_id"] = str(reply.id)
     all_ids = {ids[k] for k in ids} | {e["id"] for e in enrollments} | {e["contact_id"] for e in enrollments}
     return SimpleNamespace(
         ids=ids,
@@ -184,6 +200,8 @@ def test_the_fixture_covers_every_operation_that_takes_an_id():
     assert names <= {"template_id", "step_id", "instance_id", "enrollment_id", "contact_id", "workspace_id"} | {
         "task_id",
         "delivery_id",
+        "mailbox_id",
+        "reply_id",
     }, "a new kind of id: add the owner's object to the `owned` fixture"
     assert len(ID_OPERATIONS) >= 20
 

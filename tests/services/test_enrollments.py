@@ -14,6 +14,7 @@ from webapp.extensions import db as _db
 from webapp.models import CampaignEnrollment, Contact
 from webapp.models.enums import EnrollmentStatus as S
 from webapp.models.enums import InstanceStatus
+from webapp.services import enrollments, lifecycle
 from webapp.services.enrollments import change_enrollment_status, enroll_contacts, unenroll, upsert_contact_items
 
 
@@ -320,3 +321,74 @@ def test_upserting_contacts_alone_enrolls_nobody_and_reports_unusable_items(db):
     ]
     assert contact_by_email(campaign.workspace_id, "ada@example.com").status == "subscribed"
     assert enrollments_of(campaign) == {}
+
+
+# Contacts live in another campaign of the workspace.
+
+
+@pytest.mark.parametrize("status", list(S))
+def test_only_a_live_enrollment_elsewhere_keeps_a_contact_out(db, status):
+    campaign = builders.campaign()
+    other = builders.InstanceFactory(workspace_id=campaign.workspace_id, name="Q3 outreach", status="active")
+    elsewhere = builders.EnrollmentFactory(instance=other, status=status)
+
+    report = enroll_contacts(workspace_of(campaign), campaign.id, [{"contact_id": str(elsewhere.contact_id)}])
+
+    live = status in lifecycle.LIVE
+    assert (report.enrolled, report.in_other_campaign) == ((0, 1) if live else (1, 0))
+    assert report.skipped == (
+        [{"index": 0, "reason": "in_other_campaign", "detail": "live in campaign 'Q3 outreach'"}] if live else []
+    )
+
+
+def test_the_check_is_one_query_per_chunk_of_contacts(db, monkeypatch):
+    """SQLite takes the ids in chunks (its parameter limit); the answer is the same across chunks."""
+    monkeypatch.setattr(enrollments, "SQLITE_CHECK_CHUNK", 3)
+    campaign = builders.campaign()
+    other = builders.InstanceFactory(workspace_id=campaign.workspace_id, status="active")
+    live = [builders.EnrollmentFactory(instance=other, status=S.ACTIVE).contact_id for _ in range(5)]
+    done = [builders.EnrollmentFactory(instance=other, status=S.COMPLETED).contact_id for _ in range(5)]
+    items = [{"contact_id": str(contact_id)} for pair in zip(live, done, strict=True) for contact_id in pair]
+    checks = []
+
+    def count(conn, cursor, statement, *args):
+        if "campaign_enrollments JOIN campaign_instances" in statement:
+            checks.append(statement)
+
+    sa.event.listen(_db.engine, "before_cursor_execute", count)
+    try:
+        report = enroll_contacts(workspace_of(campaign), campaign.id, items)
+    finally:
+        sa.event.remove(_db.engine, "before_cursor_execute", count)
+
+    assert (report.enrolled, report.in_other_campaign) == (5, 5)
+    assert [item["index"] for item in report.skipped] == [0, 2, 4, 6, 8]
+    # SQLite: the 10 contacts 3 at a time; PostgreSQL takes them all as one array parameter.
+    assert len(checks) == (1 if _db.engine.dialect.name == "postgresql" else 4)
+
+
+def test_a_batch_costs_as_many_statements_for_500_contacts_as_for_two(db):
+    campaign = builders.campaign()
+    other = builders.InstanceFactory(workspace_id=campaign.workspace_id, status="active")
+    contacts = [builders.ContactFactory(workspace_id=campaign.workspace_id) for _ in range(502)]
+    for contact in contacts[::2]:
+        builders.EnrollmentFactory(instance=other, contact=contact, status=S.PAUSED)
+    items = [{"contact_id": str(contact.id)} for contact in contacts]
+    statements = {}
+    for batch in (items[:2], items[2:]):
+        _db.session.commit()  # both batches start from the same session state
+        workspace, campaign_id = workspace_of(campaign), campaign.id
+        seen = []
+
+        def count(conn, cursor, statement, *args, seen=seen):
+            seen.append(statement)
+
+        sa.event.listen(_db.engine, "before_cursor_execute", count)
+        try:
+            report = enroll_contacts(workspace, campaign_id, batch)
+        finally:
+            sa.event.remove(_db.engine, "before_cursor_execute", count)
+        assert report.enrolled == report.in_other_campaign == len(batch) // 2
+        statements[len(batch)] = len(seen)
+
+    assert statements[2] == statements[500]

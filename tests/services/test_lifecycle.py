@@ -50,15 +50,16 @@ def test_an_actor_outside_a_transitions_list_is_refused(name, actor):
 @pytest.mark.parametrize(
     ("status", "buttons"),
     [
-        (S.ENROLLED, ["pause", "remove"]),
-        (S.ACTIVE, ["pause", "remove"]),
-        (S.PAUSED, ["resume", "remove"]),
+        (S.ENROLLED, ["pause", "reply", "remove"]),
+        (S.ACTIVE, ["pause", "reply", "remove"]),
+        (S.PAUSED, ["resume", "reply", "remove"]),
         *[(status, []) for status in sorted(lifecycle.FINAL)],
     ],
 )
 def test_the_dashboard_offers_what_a_person_may_do(status, buttons):
     assert [t.name for t in lifecycle.actions(status, A.PERSON)] == buttons
-    assert lifecycle.actions(status, A.EVENT) == ()
+    # Of those, an event (a reply read in a mailbox, a webhook) may only say the contact replied.
+    assert [t.name for t in lifecycle.actions(status, A.EVENT)] == [b for b in buttons if b == "reply"]
 
 
 def test_a_new_enrollment_waits_for_the_launch_of_a_draft():

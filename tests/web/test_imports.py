@@ -536,3 +536,111 @@ def test_every_input_on_the_import_pages_has_a_label(browser, campaign):
                 continue
             field_id = re.search(r'\sid="([^"]+)"', tag).group(1)
             assert f'for="{field_id}"' in html, (path, tag)
+
+
+# Contacts live in another campaign: skipped unless the box is ticked.
+
+ALSO_ENROLL = "Also enroll contacts who are live in another campaign"
+
+
+def checkbox(html: str, field_id: str) -> str:
+    match = re.search(rf'<input class="checkbox" type="checkbox" id="{field_id}"[^>]*>', html)
+    assert match, f"no checkbox {field_id}"
+    return match.group(0)
+
+
+@pytest.fixture
+def live_elsewhere(owner_api) -> dict:
+    """ada@example.com and grace@example.com, live in the campaign "Q3 outreach"."""
+    other = factories.instance(owner_api, name="Q3 outreach", status="active")
+    items = [{"contact": {"email": email}} for email in ("ada@example.com", "grace@example.com")]
+    response = owner_api.post(f"/instances/{other['id']}/enrollments/bulk", json={"contacts": items})
+    assert response.get_json()["data"]["enrolled"] == 2
+    return other
+
+
+def enrolled_here(app, campaign: dict) -> int:
+    return count(app, CampaignEnrollment, CampaignEnrollment.instance_id == uuid.UUID(campaign["id"]))
+
+
+def test_a_paste_skips_contacts_live_in_another_campaign_and_names_it(app, browser, campaign, live_elsewhere):
+    page = browser.get(enroll_url(campaign)).get_data(as_text=True)
+    box = checkbox(page, "paste-allow-other-campaigns")
+    assert 'name="allow_other_campaigns" value="1"' in box and "checked" not in box
+    assert f'<label class="field__label" for="paste-allow-other-campaigns">{ALSO_ENROLL}</label>' in page
+
+    form = {"csrf_token": token(browser), "addresses": "ada@example.com\nbob@example.com\nbad"}
+    response = browser.post(enroll_url(campaign, "/paste"), data=form, headers=HX)
+    html = response.get_data(as_text=True)
+
+    assert response.status_code == 200
+    assert (stat(html, "Enrolled"), stat(html, "In another campaign, skipped"), stat(html, "Invalid")) == (1, 1, 1)
+    assert "live in campaign &#39;Q3 outreach&#39;" in html
+    rows = re.findall(r'<tr><td class="numeric">(\d+)</td><td class="break-anywhere">([^<]*)</td>', html)
+    assert rows == [("1", "ada@example.com"), ("3", "bad")]  # both kinds, in the order pasted
+    assert "skipped as live in another campaign" in response.headers["HX-Trigger"]
+    assert enrolled_here(app, campaign) == 1
+
+
+def test_a_paste_with_the_box_ticked_enrolls_them_too(app, browser, campaign, live_elsewhere):
+    form = {
+        "csrf_token": token(browser),
+        "addresses": "ada@example.com\ngrace@example.com",
+        "allow_other_campaigns": "1",
+    }
+    response = browser.post(enroll_url(campaign, "/paste"), data=form)
+    report = browser.get(response.headers["Location"]).get_data(as_text=True)
+
+    assert (stat(report, "Enrolled"), stat(report, "In another campaign, skipped")) == (2, 0)
+    assert enrolled_here(app, campaign) == 2
+    assert count(app, CampaignEnrollment) == 4  # still live in Q3 outreach as well
+
+
+def test_a_refused_paste_keeps_the_box_as_it_was(browser, campaign):
+    form = {"csrf_token": token(browser), "addresses": " ", "allow_other_campaigns": "1"}
+    html = browser.post(enroll_url(campaign, "/paste"), data=form, headers=HX).get_data(as_text=True)
+
+    assert "checked" in checkbox(html, "paste-allow-other-campaigns")
+
+
+@pytest.mark.parametrize("ticked", [False, True])
+def test_a_csv_import_skips_contacts_live_in_another_campaign_unless_ticked(
+    app, browser, campaign, live_elsewhere, ticked
+):
+    upload(browser, enroll_url(campaign, "/upload"), CSV.encode())
+    preview = browser.get(enroll_url(campaign, "/csv")).get_data(as_text=True)
+    assert "checked" not in checkbox(preview, "import-allow-other-campaigns")
+    assert ALSO_ENROLL in preview
+
+    extra = {"allow_other_campaigns": "1"} if ticked else {}
+    created = map_columns(browser, enroll_url(campaign, "/csv"), {**SUGGESTED, **extra})
+    report = browser.get(created.headers["Location"]).get_data(as_text=True)
+
+    # ada (twice: the second is a duplicate row), grace, blocked and a bad row.
+    if ticked:
+        assert stat(report, "Enrolled") == 3
+        assert "<dt>In another campaign</dt><dd>Enrolled as well</dd>" in report
+    else:
+        assert (stat(report, "Enrolled"), stat(report, "In another campaign, skipped")) == (1, 2)
+    assert stat(report, "Invalid rows") == 2
+    with app.app_context():
+        record = db.session.scalar(sa.select(ContactImport))
+        assert (record.allow_other_campaigns, record.in_other_campaign) == (ticked, 0 if ticked else 2)
+        counted = record.enrolled + record.already_enrolled + record.suppressed + record.in_other_campaign
+        assert counted + record.invalid_count == record.processed_rows == 5
+    assert enrolled_here(app, campaign) == (3 if ticked else 1)
+
+
+def test_a_refused_mapping_keeps_the_box_as_it_was(browser, campaign):
+    upload(browser, enroll_url(campaign, "/upload"), CSV.encode())
+    response = map_columns(
+        browser, enroll_url(campaign, "/csv"), {"column-0": "ignore", "allow_other_campaigns": "1"}, headers=HX
+    )
+
+    assert response.status_code == 422
+    assert "checked" in checkbox(response.get_data(as_text=True), "import-allow-other-campaigns")
+
+
+def test_contacts_and_suppression_imports_have_no_such_box(browser):
+    upload(browser, "/contacts/import/upload", CSV.encode())
+    assert ALSO_ENROLL not in browser.get("/contacts/import/csv").get_data(as_text=True)

@@ -3,6 +3,7 @@
 import contextlib
 import json
 import re
+import uuid
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -11,6 +12,7 @@ import sqlalchemy as sa
 from tests import builders, factories
 from tests.web.conftest import csrf_token
 from webapp.extensions import db
+from webapp.models import utcnow
 from webapp.services.sending import deliveries
 
 HTMX = {"HX-Request": "true"}
@@ -72,10 +74,10 @@ def counting_statements(app):
         sa.event.remove(engine, "before_cursor_execute", count)
 
 
-def make_unknown_delivery(app, api) -> dict:
+def make_unknown_delivery(app, api, *, allow_other_campaigns: bool = False) -> dict:
     """A campaign whose only send was claimed by a worker that died: the delivery is unknown."""
     instance = factories.instance(api, status="active")
-    factories.enroll(api, instance["id"], 1)
+    factories.enroll(api, instance["id"], 1, allow_other_campaigns=allow_other_campaigns)
     with app.app_context():
         builders.in_flight(later())
         assert deliveries.reap_expired_claims(later(hours=1)).unknown == 1
@@ -389,7 +391,7 @@ def test_the_page_costs_the_same_number_of_queries_with_5_or_60_enrollments(app,
     factories.enroll(api, small["id"], 5)
     big = factories.instance(api, template_data={"id": small["template_id"]})
     factories.enroll(api, big["id"], 60, start=100)
-    make_unknown_delivery(app, api)
+    make_unknown_delivery(app, api, allow_other_campaigns=True)  # person0, as in `small`
     web.get(f"/campaigns/{small['id']}")  # warm up: first-request setup is not the page's cost
 
     with counting_statements(app) as few:
@@ -551,6 +553,8 @@ def test_the_performance_fragment_shows_the_apis_numbers(web, api, active):
         "Replied": str(totals["replied"]),
         "Bounced": str(totals["bounced"]),
         "Unsubscribed": str(totals["unsubscribed"]),
+        "Interested": str(expected["leads"]["interested"]),
+        "Meetings booked": str(expected["leads"]["meeting_booked"]),
     }
     assert totals["sent"] == 3 and totals["opened"] == 2
     rate = expected["rates"]["open_rate"] * 100
@@ -606,7 +610,7 @@ def test_the_performance_panel_is_a_page_without_javascript_and_stops_polling_wh
 
 
 def test_the_schedule_panel_says_what_goes_out_when(web, api, draft, active):
-    factories.enroll(api, draft["id"], 2)
+    factories.enroll(api, draft["id"], 2, allow_other_campaigns=True)  # as in `active`
 
     waiting = html(web.get(f"/campaigns/{draft['id']}/schedule", headers=HTMX))
     due = html(web.get(f"/campaigns/{active['id']}/schedule"))
@@ -654,7 +658,7 @@ def test_an_unknown_delivery_can_be_sent_again_and_not_resolved_twice(app, web, 
 
 def test_a_campaigns_unknown_deliveries_are_settled_at_once_from_the_attention_box(app, web, api, token):
     instance = make_unknown_delivery(app, api)
-    other = make_unknown_delivery(app, api)
+    other = make_unknown_delivery(app, api, allow_other_campaigns=True)  # person0 in both
     body = html(web.get(f"/campaigns/{instance['id']}"))
     url = f"/campaigns/{instance['id']}/deliveries/resolve"
 
@@ -739,3 +743,28 @@ def test_the_pages_are_csp_clean(web, active, path):
     for tag in re.findall(r"<script\b[^>]*>", body):
         assert 'src="' in tag or 'type="application/json"' in tag, tag
     assert not re.search(r"<[^>]*\son[a-z]+=", body)
+
+
+def test_a_campaigns_failing_or_paused_mailbox_shows_under_needs_attention(app, browser, owner_api):
+    from webapp.services import mailboxes as mailbox_service
+
+    def add(address: str) -> dict:
+        body = {"name": address.split("@")[0].capitalize(), "from_email": address, "smtp": {"host": "smtp.acme.test"}}
+        return owner_api.post("/mailboxes", json=body).get_json()["data"]
+
+    ada, bo, cy = add("ada@acme.test"), add("bo@acme.test"), add("cy@acme.test")
+    template = owner_api.post(
+        "/templates", json={"name": "From mailboxes", "settings": {"mailbox_ids": [ada["id"], bo["id"]]}}
+    ).get_json()["data"]
+    owner_api.post(f"/templates/{template['id']}/sequences/email", json={"subject": "Hi", "body": "Hello"})
+    instance = factories.instance(owner_api, template_data=template)
+    page = browser.get(f"/campaigns/{instance['id']}").get_data(as_text=True)
+    assert "Ada (ada@acme.test)" not in page
+
+    with app.app_context():
+        mailbox_service.mark_failing(uuid.UUID(ada["id"]), "authentication failed: 535 bad credentials", now=utcnow())
+        db.session.commit()
+    owner_api.patch(f"/mailboxes/{cy['id']}", json={"state": "paused"})  # not this campaign's
+    page = browser.get(f"/campaigns/{instance['id']}").get_data(as_text=True)
+    assert "Ada</a> (ada@acme.test):" in page and "authentication failed: 535 bad credentials" in page
+    assert "bo@acme.test" not in page and "cy@acme.test" not in page

@@ -473,26 +473,26 @@ def test_a_template_syntax_attack_in_a_step_is_a_field_error_with_422_and_nothin
     assert len(steps_of(api, sequence["id"])) == 3
 
 
-def test_a_missing_subject_and_a_bad_delay_are_shown_beside_their_fields(signed_in, token, sequence, api):
-    form = email_step_form(token, subject="", delay_days="400")
+def test_a_bad_subject_and_a_bad_delay_are_shown_beside_their_fields(signed_in, token, sequence, api):
+    form = email_step_form(token, subject="Two\nlines", delay_days="400")
 
     response = signed_in.post(f"/templates/{sequence['id']}/steps/email", data=form, headers=HTMX)
 
     html = html_of(response)
     assert response.status_code == 422
-    assert "at least 1 character" in error_beside(html, "new-email-step-subject")
+    assert "single line" in error_beside(html, "new-email-step-subject")
     assert "less than or equal to 365" in error_beside(html, "new-email-step-delay-days")
     assert len(steps_of(api, sequence["id"])) == 3
 
 
 def test_schema_and_template_syntax_errors_show_together(signed_in, token, sequence):
-    form = email_step_form(token, subject="", body="Hi {{ first_name ")
+    form = email_step_form(token, subject="Two\nlines", body="Hi {{ first_name ")
 
     response = signed_in.post(f"/templates/{sequence['id']}/steps/email", data=form, headers=HTMX)
 
     html = html_of(response)
     assert response.status_code == 422
-    assert "at least 1 character" in error_beside(html, "new-email-step-subject")
+    assert "single line" in error_beside(html, "new-email-step-subject")
     assert "line 1" in error_beside(html, "new-email-step-body")
 
 

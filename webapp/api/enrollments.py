@@ -33,7 +33,8 @@ TAG = "enrollments"
 )
 def create_enrollment(instance_id: uuid.UUID, body: EnrollmentIn):
     """By `contact_id`, or by `contact` data (created or updated by email). A suppressed or
-    already enrolled contact is a 409."""
+    already enrolled contact is a 409, and so is a contact live (enrolled, active or paused) in
+    another campaign of the workspace, unless `allow_other_campaigns` is true."""
     return enrollments.enroll_contact(g.workspace, instance_id, body)
 
 
@@ -47,9 +48,14 @@ def create_enrollment(instance_id: uuid.UUID, body: EnrollmentIn):
     response=BulkEnrollmentOut,
 )
 def create_enrollments_bulk(instance_id: uuid.UUID, body: BulkEnrollmentIn):
-    """Answers with counts: enrolled, already enrolled, suppressed, and the invalid items by
-    index with the reason. Suppressed contacts are never enrolled."""
-    return enrollments.enroll_contacts(g.workspace, instance_id, body.contacts)
+    """Answers with counts: enrolled, already enrolled, suppressed, in another campaign, and the
+    invalid items by index with the reason. Suppressed contacts are never enrolled. A contact live
+    (enrolled, active or paused) in another campaign of the workspace is not enrolled either,
+    unless `allow_other_campaigns` is true: it is counted in `in_other_campaign` and listed in
+    `skipped` by index, with the reason `in_other_campaign` and the other campaign's name."""
+    return enrollments.enroll_contacts(
+        g.workspace, instance_id, body.contacts, allow_other_campaigns=body.allow_other_campaigns
+    )
 
 
 @operation(

@@ -25,9 +25,18 @@ TAG = "templates"
 
 
 @operation(
-    bp, "POST", "/templates", summary="Create a template", tag=TAG, body=TemplateIn, response=TemplateDetail, status=201
+    bp,
+    "POST",
+    "/templates",
+    summary="Create a template",
+    tag=TAG,
+    body=TemplateIn,
+    response=TemplateDetail,
+    status=201,
+    extra_errors=(404,),
 )
 def create_template(body: TemplateIn):
+    """404 when `settings.mailbox_ids` names a mailbox the workspace does not have."""
     return templates.create_template(g.workspace, body)
 
 
@@ -88,9 +97,12 @@ def delete_template(template_id: uuid.UUID):
     body=EmailStepIn,
     response=StepOut,
     status=201,
+    extra_errors=(409,),
 )
 def create_email_step(template_id: uuid.UUID, body: EmailStepIn):
-    """Appends, or inserts at `step_number` and shifts the later steps."""
+    """Appends, or inserts at `step_number` and shifts the later steps. An empty subject makes the
+    step a reply in the thread of the email before it; 409 when that leaves the first email without
+    a subject of its own."""
     return sequences.add_email_step(g.workspace, template_id, body)
 
 
@@ -102,6 +114,7 @@ def create_email_step(template_id: uuid.UUID, body: EmailStepIn):
     tag=TAG,
     body=EmailStepUpdate,
     response=StepOut,
+    extra_errors=(409,),
 )
 def update_email_step(template_id: uuid.UUID, step_id: uuid.UUID, body: EmailStepUpdate):
     return sequences.update_email_step(g.workspace, template_id, step_id, body)
@@ -114,6 +127,7 @@ def update_email_step(template_id: uuid.UUID, step_id: uuid.UUID, body: EmailSte
     summary="Delete an email step",
     tag=TAG,
     response=None,
+    extra_errors=(409,),
 )
 def delete_email_step(template_id: uuid.UUID, step_id: uuid.UUID):
     """A step that already has sends is deactivated rather than deleted."""
@@ -129,6 +143,7 @@ def delete_email_step(template_id: uuid.UUID, step_id: uuid.UUID):
     body=LinkedInStepIn,
     response=StepOut,
     status=201,
+    extra_errors=(409,),
 )
 def create_linkedin_step(template_id: uuid.UUID, body: LinkedInStepIn):
     return sequences.add_linkedin_step(g.workspace, template_id, body)
@@ -142,6 +157,7 @@ def create_linkedin_step(template_id: uuid.UUID, body: LinkedInStepIn):
     tag=TAG,
     body=LinkedInStepUpdate,
     response=StepOut,
+    extra_errors=(409,),
 )
 def update_linkedin_step(template_id: uuid.UUID, step_id: uuid.UUID, body: LinkedInStepUpdate):
     return sequences.update_linkedin_step(g.workspace, template_id, step_id, body)
@@ -154,6 +170,7 @@ def update_linkedin_step(template_id: uuid.UUID, step_id: uuid.UUID, body: Linke
     summary="Delete a LinkedIn step",
     tag=TAG,
     response=None,
+    extra_errors=(409,),
 )
 def delete_linkedin_step(template_id: uuid.UUID, step_id: uuid.UUID):
     sequences.remove_step(g.workspace, template_id, step_id, channel=Channel.LINKEDIN)

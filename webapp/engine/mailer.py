@@ -22,6 +22,7 @@ import logging
 import re
 import secrets
 import smtplib
+import socket
 import ssl
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping
@@ -78,6 +79,10 @@ class InvalidAddress(MessageError):
 
 
 class SendError(Exception):
+    # Why a connection could not be used, for a connection check: "authentication failed", "TLS
+    # handshake failed", "could not connect" or "timed out" (None for a refusal of a message).
+    reason: str | None = None
+
     """A send failed. `code` is the SMTP reply code when there was one; `stage` says where it failed:
     connect, auth, mail, rcpt or data."""
 
@@ -389,6 +394,13 @@ class SmtpTransport:
             self.close()
         return refused
 
+    def check(self) -> None:
+        """Connect, say EHLO, start TLS and log in as a send would, then QUIT. Raises a SendError
+        whose `reason` says what failed; the password never appears in it."""
+        self.close()
+        self._connection()
+        self.close()
+
     def close(self) -> None:
         """Say QUIT and close the connection, if one is open. Never raises."""
         conn, self._conn = self._conn, None
@@ -498,13 +510,19 @@ class SmtpTransport:
             else:
                 conn = smtplib.SMTP(self.host, self.port, local_hostname=self.local_hostname, timeout=self.timeout)
         except ssl.SSLCertVerificationError as exc:
-            raise TransportConfigError(None, f"TLS certificate of {where} rejected: {exc}", stage="connect") from None
+            raise _because(
+                TransportConfigError(None, f"TLS certificate of {where} rejected: {exc}", stage="connect"), TLS_FAILED
+            ) from None
         except smtplib.SMTPConnectError as exc:
-            raise TransientSendError(
-                exc.smtp_code, f"{where} refused the connection: {_text(exc.smtp_error)}", stage="connect"
+            raise _because(
+                TransientSendError(
+                    exc.smtp_code, f"{where} refused the connection: {_text(exc.smtp_error)}", stage="connect"
+                ),
+                NO_CONNECTION,
             ) from None
         except OSError as exc:
-            raise TransientSendError(None, f"cannot connect to {where}: {exc}", stage="connect") from None
+            error = TransientSendError(None, f"cannot connect to {where}: {exc}", stage="connect")
+            raise _because(error, _connect_reason(exc)) from None
         try:
             conn.ehlo_or_helo_if_needed()
             if self.security == "starttls":
@@ -514,29 +532,33 @@ class SmtpTransport:
                 conn.ehlo()
             if self.username:
                 conn.login(self.username, self._password or "")
-        except TransportConfigError:
+        except TransportConfigError as exc:
             conn.close()
-            raise
+            raise _because(exc, TLS_FAILED) from None
         except smtplib.SMTPAuthenticationError as exc:
             conn.close()
             # The server's reply only: smtplib never puts the password in it.
-            raise TransportConfigError(
-                exc.smtp_code, f"authentication failed: {_text(exc.smtp_error)}", stage="auth"
+            raise _because(
+                TransportConfigError(exc.smtp_code, f"authentication failed: {_text(exc.smtp_error)}", stage="auth"),
+                AUTH_FAILED,
             ) from None
         except smtplib.SMTPNotSupportedError as exc:
             conn.close()
-            raise TransportConfigError(None, f"{where}: {exc}", stage="auth") from None
+            raise _because(TransportConfigError(None, f"{where}: {exc}", stage="auth"), AUTH_FAILED) from None
         except ssl.SSLCertVerificationError as exc:
             conn.close()
-            raise TransportConfigError(None, f"TLS certificate of {where} rejected: {exc}", stage="connect") from None
+            raise _because(
+                TransportConfigError(None, f"TLS certificate of {where} rejected: {exc}", stage="connect"), TLS_FAILED
+            ) from None
         except smtplib.SMTPResponseException as exc:
             conn.close()
             # A 5xx to EHLO or STARTTLS refuses us, not this message: an operator must look.
             error = TransportConfigError if 500 <= exc.smtp_code < 600 else TransientSendError
-            raise error(exc.smtp_code, _text(exc.smtp_error), stage="connect") from None
+            raise _because(error(exc.smtp_code, _text(exc.smtp_error), stage="connect"), NO_CONNECTION) from None
         except OSError as exc:
             conn.close()
-            raise TransientSendError(None, f"connection to {where} failed: {exc}", stage="connect") from None
+            error = TransientSendError(None, f"connection to {where} failed: {exc}", stage="connect")
+            raise _because(error, _connect_reason(exc)) from None
         log.info(
             "smtp connected",
             extra={"host": self.host, "port": self.port, "security": self.security, "smtp_user": self.username},
@@ -566,6 +588,25 @@ class SmtpTransport:
         self._sent_on_connection = 0
         if conn is not None:
             conn.close()
+
+
+AUTH_FAILED = "authentication failed"
+TLS_FAILED = "TLS handshake failed"
+NO_CONNECTION = "could not connect"
+TIMED_OUT = "timed out"
+
+
+def _because(error: SendError, reason: str) -> SendError:
+    error.reason = reason
+    return error
+
+
+def _connect_reason(exc: OSError) -> str:
+    if isinstance(exc, TimeoutError | socket.timeout):
+        return TIMED_OUT
+    if isinstance(exc, ssl.SSLError):
+        return TLS_FAILED
+    return NO_CONNECTION
 
 
 def transport_from_config(

@@ -26,13 +26,13 @@ The rules, in the order `plan` applies them (it repeats them until none moves th
 - **Holidays** (`skip_holidays`, a country code such as "US" or "DE-BY"): a window that opens on
   a public holiday of that country, on the contact's local date, does not happen; without a
   window the whole local day is skipped.
-- **Minimum gap** (`min_gap_seconds`): a sender sends at least this long after its previous send,
-  in any campaign.
-- **Daily cap** (`daily_cap`): a sender sends at most this many messages per sender day, in all
-  campaigns together. **A sender's day is the local date in the sender's zone**: the workspace's
-  time zone (Settings, sender defaults), UTC when it has none. It is the same day for every
-  contact, wherever they are. When the day is full the send moves to the start of the sender's
-  next day, then into the contact's window again.
+- **Minimum gap** (`min_gap_seconds`, the mailbox's when the campaign sends from mailboxes): a
+  sender sends at least this long after its previous send, in any campaign.
+- **Daily cap** (`daily_cap`, or the mailbox's, ramp-up included: `ramp_cap`): a sender sends at
+  most this many messages per sender day, in all campaigns together. **A sender's day is the
+  local date in the sender's zone**: the workspace's time zone (Settings, sender defaults), UTC
+  when it has none. It is the same day for every contact, wherever they are. When the day is full
+  the send moves to the start of the sender's next day, then into the contact's window again.
 """
 
 from collections.abc import Callable, Mapping
@@ -49,6 +49,8 @@ DEFAULT_DAYS = (1, 2, 3, 4, 5)
 # Seconds to wait before the 2nd, 3rd, ... attempt after a temporary failure.
 RETRY_BACKOFF = (60, 300, 900, 3600, 4 * 3600)
 RETRY_JITTER = 0.25
+# How often a send waiting for its mailbox (paused or failing) looks again.
+MAILBOX_RECHECK = timedelta(minutes=10)
 
 
 class NoSendTime(ValueError):
@@ -63,6 +65,11 @@ class Delay(StrEnum):
     HOLIDAY = "public holiday"
     GAP = "minimum gap between sends"
     CAP = "daily cap reached"
+    MAILBOX_PAUSED = "its mailbox is paused"
+    MAILBOX_FAILING = "its mailbox is failing: see Mailboxes"
+    MAILBOX_RESTING = "its mailbox's server keeps failing: trying again soon"
+    NO_MAILBOX = "none of the campaign's mailboxes is active"
+    AWAY = "out of office: waits for the return date of their auto-reply"
 
 
 @dataclass(frozen=True)
@@ -89,6 +96,8 @@ class Rules:
     daily_cap: int | None = None
     min_gap_seconds: int | None = None
     sender_timezone: str | None = None  # the zone the sender's days are counted in
+    # A mailbox's ramp-up: (messages on the first day, more each day after, the first day).
+    ramp: tuple[int, int, date] | None = None
 
     @classmethod
     def from_settings(cls, settings: Mapping, *, sender_timezone: str | None = None) -> "Rules":
@@ -103,6 +112,13 @@ class Rules:
             min_gap_seconds=settings.get("min_gap_seconds") or None,
             sender_timezone=sender_timezone,
         )
+
+    def cap_on(self, day: date) -> int | None:
+        """The sender's cap on its day `day`, ramp-up included."""
+        if self.ramp is None:
+            return self.daily_cap
+        start, increase, started_on = self.ramp
+        return ramp_cap(self.daily_cap, start=start, increase=increase, started_on=started_on, day=day)
 
     def contact_zone(self, contact_timezone: str | None) -> ZoneInfo:
         """The zone a contact's window is read in: theirs, else the window's, else the campaign's, else UTC."""
@@ -163,6 +179,17 @@ class Plan:
     @property
     def reason(self) -> str | None:
         return "; ".join(self.delays) or None
+
+
+def ramp_cap(
+    cap: int | None, *, start: int | None, increase: int | None, started_on: date | None, day: date
+) -> int | None:
+    """A mailbox's daily cap on `day` during a ramp-up: `start` on `started_on`, `increase` more each
+    day after, never above `cap` (when there is one). Without a ramp, `cap` itself."""
+    if not start or not increase or started_on is None:
+        return cap
+    ramped = start + increase * max(0, (day - started_on).days)
+    return ramped if cap is None else min(cap, ramped)
 
 
 def step_due(previous: datetime, step) -> datetime:
@@ -272,6 +299,21 @@ def next_send_time(
     raise NoSendTime(f"no send window opens within {HORIZON_DAYS} days")
 
 
+def sender_unavailable(now: datetime, delay: Delay, *, until: datetime | None = None) -> Plan:
+    """When to look again at a send whose mailbox cannot send now (paused, failing, resting): at
+    `until` when the wait has an end, else MAILBOX_RECHECK from `now`."""
+    return Plan(max(until or _utc(now) + MAILBOX_RECHECK, _utc(now)), (delay,))
+
+
+def until_back(due: datetime, back_on: date, zone: ZoneInfo | str | None) -> Plan:
+    """A contact's out-of-office answer named `back_on` as the day they return: their next step
+    waits until that day starts in their zone (`zone`), then the other rules apply as usual."""
+    back = local_to_utc(back_on, time(0), _zone(zone))
+    if back <= _utc(due):
+        return Plan(_utc(due), ())
+    return Plan(back, (Delay.AWAY,))
+
+
 def retry_delay(attempt: int, jitter: float = 0.0) -> timedelta:
     """How long attempt number `attempt` (2 = the first retry) waits after the failure before it.
     `jitter` in [0, 1] stretches the wait by up to RETRY_JITTER of it."""
@@ -322,9 +364,9 @@ def plan(
             moment = last_sent + gap
             _note(delays, Delay.GAP)
             continue
-        if usage is not None and rules.daily_cap:
+        if usage is not None and (rules.daily_cap or rules.ramp):
             day = rules.sender_day(moment)
-            if usage.sent_on(day) >= rules.daily_cap:
+            if usage.sent_on(day) >= rules.cap_on(day):
                 moment = local_to_utc(day + timedelta(days=1), time(0), rules.sender_zone)
                 _note(delays, Delay.CAP)
                 continue

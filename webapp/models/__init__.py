@@ -8,7 +8,9 @@ from webapp.models.delivery import Delivery, OutboxMessage
 from webapp.models.enrollment import CampaignEnrollment
 from webapp.models.event import CampaignEvent, EventFirst, EventRollup
 from webapp.models.idempotency import IdempotencyKey
+from webapp.models.inbound import InboundMessage
 from webapp.models.instance import CampaignInstance
+from webapp.models.mailbox import Mailbox
 from webapp.models.task import Task
 from webapp.models.template import CampaignTemplate, SequenceStep
 from webapp.models.user import User
@@ -28,6 +30,8 @@ __all__ = [
     "EventFirst",
     "EventRollup",
     "IdempotencyKey",
+    "InboundMessage",
+    "Mailbox",
     "OutboxMessage",
     "SequenceStep",
     "Task",

@@ -20,6 +20,8 @@ class ContactImport(UUIDPrimaryKey, Timestamps, Base):
     encoding: Mapped[str] = mapped_column(sa.String(30), default="utf-8-sig")
     delimiter: Mapped[str] = mapped_column(sa.String(1), default=",")
     has_header: Mapped[bool] = mapped_column(default=True)
+    # Also enroll contacts live in another campaign (the import's option; off by default).
+    allow_other_campaigns: Mapped[bool] = mapped_column(default=False, server_default=sa.false())
     # Column index (as a string) -> field: email, first_name, ..., custom:<name>.
     mapping: Mapped[dict] = mapped_column(default=dict)
     data: Mapped[bytes] = mapped_column(sa.LargeBinary)
@@ -30,6 +32,8 @@ class ContactImport(UUIDPrimaryKey, Timestamps, Base):
     enrolled: Mapped[int] = mapped_column(default=0)
     already_enrolled: Mapped[int] = mapped_column(default=0)
     suppressed: Mapped[int] = mapped_column(default=0)
+    # Skipped: live in another campaign (unless allow_other_campaigns).
+    in_other_campaign: Mapped[int] = mapped_column(default=0, server_default="0")
     contacts_created: Mapped[int] = mapped_column(default=0)
     invalid_count: Mapped[int] = mapped_column(default=0)
     # [{"row": n, "reason": "..."}], capped; the count above is exact.

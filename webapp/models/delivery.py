@@ -24,13 +24,19 @@ class Delivery(UUIDPrimaryKey, Timestamps, Base):
     sent_at: Mapped[datetime | None]
     # Set for a transient failure: the step is claimed again at this time.
     retry_at: Mapped[datetime | None]
-    # The sending mailbox, for per-sender daily caps.
+    # The sending address, for per-sender daily caps; the mailbox, when the campaign sends from one.
     sender: Mapped[str | None] = mapped_column(sa.String(320))
+    mailbox_id: Mapped[uuid.UUID | None] = mapped_column(sa.ForeignKey("mailboxes.id", ondelete="SET NULL"))
+    # What the contact got, for a follow-up in the same thread: the subject, and the References
+    # chain (this message's own Message-ID last).
+    subject: Mapped[str | None] = mapped_column(sa.Text)
+    thread_references: Mapped[str | None] = mapped_column(sa.Text)
 
     __table_args__ = (
         sa.UniqueConstraint("enrollment_id", "step_id"),
         sa.Index("ix_deliveries_status_claimed_until", "status", "claimed_until"),
         sa.Index("ix_deliveries_sender_created", "sender", "created_at"),
+        sa.Index("ix_deliveries_mailbox_created", "mailbox_id", "created_at"),
     )
 
 

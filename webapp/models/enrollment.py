@@ -24,6 +24,10 @@ class CampaignEnrollment(UUIDPrimaryKey, Base):
     enrolled_at: Mapped[datetime] = mapped_column(default=utcnow)
     completed_at: Mapped[datetime | None]
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+    # Why the worker last put off the next step (send window, cap, mailbox...); shown by the preview.
+    wait_reason: Mapped[str | None] = mapped_column(sa.String(255))
+    # The mailbox every message to this contact comes from: chosen at the first send, then kept.
+    mailbox_id: Mapped[uuid.UUID | None] = mapped_column(sa.ForeignKey("mailboxes.id", ondelete="RESTRICT"))
 
     contact: Mapped[Contact] = relationship(lazy="raise_on_sql")
 

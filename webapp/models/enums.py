@@ -65,6 +65,7 @@ class EventType(StrEnum):
     UNSUBSCRIBED = "unsubscribed"
     COMPLAINED = "complained"
     # Recorded by Drumbeat itself, never accepted from outside.
+    AUTO_REPLIED = "auto_replied"  # an out-of-office or other automatic answer, read in the mailbox
     TASK_COMPLETED = "task_completed"
     TASK_SKIPPED = "task_skipped"
 
@@ -82,3 +83,23 @@ class TaskStatus(StrEnum):
     OPEN = "open"
     DONE = "done"
     SKIPPED = "skipped"
+
+
+class MailboxState(StrEnum):
+    ACTIVE = "active"
+    PAUSED = "paused"  # by a person
+    FAILING = "failing"  # the server refused the login or the sender: a person must look
+
+
+class InboundKind(StrEnum):
+    REPLY = "reply"
+    AUTO_REPLY = "auto_reply"
+    BOUNCE = "bounce"
+    OTHER = "other"
+
+
+class LeadStatus(StrEnum):
+    INTERESTED = "interested"
+    NOT_INTERESTED = "not_interested"
+    MEETING_BOOKED = "meeting_booked"
+    WRONG_PERSON = "wrong_person"

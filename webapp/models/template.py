@@ -25,6 +25,12 @@ class CampaignTemplate(UUIDPrimaryKey, Timestamps, Base):
     )
 
 
+def in_thread(step) -> bool:
+    """Whether an email step (anything with `thread` and `subject`) goes in the thread of the
+    email before it: when it says so, and by default when its subject is empty."""
+    return step.thread if step.thread is not None else not (step.subject or "").strip()
+
+
 class SequenceStep(UUIDPrimaryKey, Timestamps, Base):
     """One step of a template. `position` is 1-based and dense over the template's steps."""
 
@@ -39,9 +45,16 @@ class SequenceStep(UUIDPrimaryKey, Timestamps, Base):
     subject: Mapped[str | None] = mapped_column(sa.Text)
     body: Mapped[str | None] = mapped_column(sa.Text)
     variants: Mapped[list | None] = mapped_column(JSONType)
+    # An email step in the thread of the email step before it ("Re: ..."): None means so when the
+    # subject is empty.
+    thread: Mapped[bool | None]
     is_active: Mapped[bool] = mapped_column(default=True)
 
     __table_args__ = (sa.Index("ix_sequence_steps_template_position", "template_id", "position"),)
+
+    @property
+    def in_thread(self) -> bool:
+        return in_thread(self)
 
     @property
     def message(self) -> str | None:

@@ -1,6 +1,6 @@
 from datetime import date
 
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from webapp.schemas.common import UUIDStr
 
@@ -64,3 +64,7 @@ class PerformanceOut(BaseModel):
     rates: Rates
     steps: list[StepPerformance]
     daily: list[DailyPoint]
+    leads: dict[str, int] = Field(
+        description="Contacts by the lead status of their reply (interested, not_interested, meeting_booked, "
+        "wrong_person), set in the Inbox."
+    )

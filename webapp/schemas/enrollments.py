@@ -7,6 +7,11 @@ from webapp.schemas.common import Input, Output, Query, UUIDStr
 from webapp.schemas.contacts import ContactData
 
 MAX_BULK = 10_000
+ALLOW_OTHER_CAMPAIGNS = (
+    "Also enroll a contact who is live (enrolled, active or paused) in another campaign of the "
+    "workspace. Without it, such a contact is not enrolled: a 409 for a single enrollment, an item "
+    "skipped with the reason `in_other_campaign` in a bulk one."
+)
 
 
 class EnrollmentIn(Input):
@@ -23,6 +28,11 @@ class EnrollmentIn(Input):
 
     contact_id: UUIDStr | None = None
     contact: ContactData | None = None
+    allow_other_campaigns: bool = Field(
+        default=False,
+        description=ALLOW_OTHER_CAMPAIGNS + " In a bulk request it applies to its item; the request's own "
+        "`allow_other_campaigns` applies to every item.",
+    )
 
     @model_validator(mode="after")
     def _exactly_one(self):
@@ -39,10 +49,13 @@ class BulkEnrollmentIn(Input):
         description=f"Up to {MAX_BULK} items shaped like a single enrollment request. Invalid items "
         "are reported by index; the valid ones are enrolled.",
     )
+    allow_other_campaigns: bool = Field(default=False, description=ALLOW_OTHER_CAMPAIGNS)
 
 
 class EnrollmentStatusIn(Input):
-    status: Literal["paused", "active"]
+    status: Literal["paused", "active", "replied"] = Field(
+        description="`replied`: the contact answered another way (phone, LinkedIn); stops it for good."
+    )
 
 
 class EnrollmentQuery(Query):
@@ -84,14 +97,34 @@ class InvalidItem(Output):
     reason: str
 
 
+class SkippedItem(Output):
+    """A valid item that was not enrolled, and why."""
+
+    index: int = Field(description="The item's position in `contacts`, from 0.")
+    reason: Literal["in_other_campaign"] = Field(
+        description="`in_other_campaign`: the contact is live (enrolled, active or paused) in another campaign "
+        "of the workspace; send `allow_other_campaigns: true` to enroll it anyway."
+    )
+    detail: str = Field(description="For people: which campaign, e.g. `live in campaign 'Q3 outreach'`.")
+
+
 class EnrollResultOut(Output):
     enrollment: EnrollmentOut
     created: bool
 
 
 class BulkEnrollmentOut(Output):
+    """Every item is counted once: enrolled + already_enrolled + suppressed + in_other_campaign
+    + the invalid items = the items sent."""
+
     enrolled: int
     already_enrolled: int
     suppressed: int
+    in_other_campaign: int = Field(
+        description="Contacts not enrolled because they are live in another campaign (each one is in `skipped`)."
+    )
     invalid: list[InvalidItem]
+    skipped: list[SkippedItem] = Field(
+        description="The valid items not enrolled for a reason of their own, by index: `in_other_campaign`."
+    )
     contacts_created: int

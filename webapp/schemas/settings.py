@@ -6,7 +6,7 @@ from typing import Annotated, Literal
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, WithJsonSchema, model_validator
 
 from webapp.engine.holidays import supported_codes
-from webapp.schemas.common import TimeZone, int_range
+from webapp.schemas.common import TimeZone, UUIDStr, int_range
 
 HHMM = Annotated[str, Field(pattern=r"^([01]\d|2[0-3]):[0-5]\d$")]
 
@@ -63,6 +63,11 @@ class CampaignSettings(BaseModel):
     from_name: str | None = Field(default=None, max_length=100)
     from_email: str | None = Field(default=None, max_length=320)
     task_auto_skip_hours: int_range(1, 24 * 90) | None = None
+    mailbox_ids: list[UUIDStr] | None = Field(
+        default=None,
+        max_length=50,
+        description="Send from these mailboxes (each contact keeps the one it got first); none: the default sender.",
+    )
 
 
 def settings_dict(settings: CampaignSettings | None) -> dict:

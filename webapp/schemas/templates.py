@@ -45,9 +45,19 @@ class _StepCommon(Input):
     is_active: bool = True
 
 
+THREAD = Field(
+    default=None,
+    description="Send in the thread of the previous email (Re: its subject, same mailbox). Default: when the "
+    "subject is empty.",
+)
+
+
 class EmailStepIn(_StepCommon):
-    subject: str = Field(min_length=1, max_length=MAX_SUBJECT, json_schema_extra=ONE_LINE)
+    subject: str = Field(
+        default="", max_length=MAX_SUBJECT, json_schema_extra=ONE_LINE, description="Empty: a reply in the thread."
+    )
     body: str = Field(min_length=1, max_length=MAX_BODY)
+    thread: bool | None = THREAD
 
     @field_validator("subject")
     @classmethod
@@ -61,10 +71,11 @@ class EmailStepUpdate(Input):
     step_number: int_range(1, 1000) | None = None
     delay_days: int_range(0, 365) | None = None
     delay_hours: int_range(0, 23) | None = None
-    subject: str | None = Field(default=None, min_length=1, max_length=MAX_SUBJECT, json_schema_extra=ONE_LINE)
+    subject: str | None = Field(default=None, max_length=MAX_SUBJECT, json_schema_extra=ONE_LINE)
     # Omit to keep the body; an email step always has one, so null is not accepted.
     body: str = Field(default=None, min_length=1, max_length=MAX_BODY)
     is_active: bool | None = None
+    thread: bool | None = THREAD
 
     _one_line = field_validator("subject")(EmailStepIn._one_line.__func__)
 
@@ -94,6 +105,7 @@ class StepOut(Output):
     subject: str | None
     body: str | None
     message: str | None
+    thread: bool = Field(validation_alias="in_thread", description="Sent in the thread of the previous email.")
     is_active: bool
     created_at: datetime
     updated_at: datetime

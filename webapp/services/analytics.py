@@ -17,6 +17,7 @@ from webapp.extensions import db
 from webapp.models import CampaignEnrollment, CampaignInstance, Delivery, EventRollup, SequenceStep, Workspace, utcnow
 from webapp.models.enums import DeliveryStatus, EnrollmentStatus, InstanceStatus
 from webapp.schemas.analytics import DailyPoint, PerformanceOut, Rates, StepCounts, StepPerformance, Totals
+from webapp.services import replies
 from webapp.services.lifecycle import LIVE
 from webapp.services.lookups import get_owned
 
@@ -108,6 +109,7 @@ def instance_performance(workspace: Workspace, instance_id: uuid.UUID) -> Perfor
         rates=rates(totals.model_dump()),
         steps=step_rows,
         daily=series,
+        leads=replies.lead_counts(workspace, instance.id),
     )
 
 

@@ -1,6 +1,8 @@
 """Enrolling contacts into campaigns, one or ten thousand at a time, and the changes a person
 or a script makes to one enrollment (pause, resume, unenroll: see services/lifecycle.py).
-Suppressed contacts are never enrolled.
+Suppressed contacts are never enrolled, and a contact live in another campaign of the workspace
+is skipped unless the request allows it (`allow_other_campaigns`): the rule is here, once, for
+the API, the dashboard and the imports.
 """
 
 import uuid
@@ -17,14 +19,17 @@ from webapp.models import CampaignEnrollment, CampaignEvent, CampaignInstance, C
 from webapp.models.enums import EnrollmentStatus, InstanceStatus
 from webapp.schemas.enrollments import EnrollmentIn
 from webapp.schemas.validation import error_message
-from webapp.services import lifecycle
-from webapp.services.bulk import bulk_insert, dialect_name
+from webapp.services import lifecycle, replies
+from webapp.services.bulk import bulk_insert, dialect_name, one_of
 from webapp.services.contacts import contact_matches, suppress_contacts
 from webapp.services.instances import first_active_step
 from webapp.services.lookups import get_owned, paginate
 
 _ITEMS = TypeAdapter(list[EnrollmentIn])
 CONTACT_FIELDS = ("first_name", "last_name", "company", "title", "linkedin_url", "timezone")
+IN_OTHER_CAMPAIGN = "in_other_campaign"
+NAMED_CAMPAIGNS = 3  # a skipped item names at most this many of the other campaigns
+SQLITE_CHECK_CHUNK = 30_000  # contact ids per query on SQLite (its limit is 32,766 parameters)
 
 
 @dataclass
@@ -32,10 +37,17 @@ class EnrollmentReport:
     enrolled: int = 0
     already_enrolled: int = 0
     suppressed: int = 0
+    in_other_campaign: int = 0
     contacts_created: int = 0
     invalid: list[dict] = field(default_factory=list)
-    # contact id -> outcome ("enrolled", "already_enrolled", "suppressed"), for single enrollments.
+    # Valid items not enrolled for a reason of their own: {index, reason, detail}; the reason is
+    # IN_OTHER_CAMPAIGN (as many as `in_other_campaign`), the detail names the other campaigns.
+    skipped: list[dict] = field(default_factory=list)
+    # contact id -> outcome ("enrolled", "already_enrolled", "suppressed", "in_other_campaign"),
+    # for single enrollments.
     outcomes: dict = field(default_factory=dict)
+    # contact id -> detail, for the contacts skipped as live in another campaign.
+    details: dict = field(default_factory=dict)
 
 
 def validate_items(items: list) -> tuple[list[tuple[int, EnrollmentIn]], list[dict]]:
@@ -54,15 +66,18 @@ def validate_items(items: list) -> tuple[list[tuple[int, EnrollmentIn]], list[di
     return list(zip(good, parsed, strict=True)), invalid
 
 
-def enroll_contacts(workspace: Workspace, instance_id: uuid.UUID, items: list) -> EnrollmentReport:
+def enroll_contacts(
+    workspace: Workspace, instance_id: uuid.UUID, items: list, *, allow_other_campaigns: bool = False
+) -> EnrollmentReport:
     """Enroll up to 10,000 raw items (contact ids or contact data) into the instance.
 
     Contacts given by data are created, or updated by email. Suppressed contacts are
-    counted and skipped, invalid items are reported by index, and everything else is
-    enrolled in one transaction.
+    counted and skipped; so are contacts live in another campaign of the workspace (each
+    reported by index in `skipped`), unless `allow_other_campaigns` (or the item's own flag).
+    Invalid items are reported by index, and everything else is enrolled in one transaction.
     """
     valid, invalid = validate_items(items)
-    report = _enroll(workspace, instance_id, valid, invalid)
+    report = _enroll(workspace, instance_id, valid, invalid, allow_other_campaigns=allow_other_campaigns)
     db.session.commit()
     return report
 
@@ -100,13 +115,20 @@ def upsert_contact_items(workspace: Workspace, items: list, *, suppress: bool = 
 
 
 def enroll_contact(workspace: Workspace, instance_id: uuid.UUID, item: EnrollmentIn) -> CampaignEnrollment:
-    """Enroll one contact. Conflict when it is suppressed or already enrolled; nothing is saved then."""
+    """Enroll one contact. Conflict when it is suppressed, already enrolled, or live in another
+    campaign (unless `item.allow_other_campaigns`); nothing is saved then."""
     report = _enroll(workspace, instance_id, [(0, item)], [])
     if report.invalid:
         raise NotFound(report.invalid[0]["reason"])
     ((contact_id, outcome),) = report.outcomes.items()
     if outcome == "suppressed":
         raise Conflict("Contact is suppressed (unsubscribed, bounced or complained) and cannot be enrolled.")
+    if outcome == IN_OTHER_CAMPAIGN:
+        detail = report.details[contact_id]
+        raise Conflict(
+            f"Contact is {detail}. To enroll it here as well, send allow_other_campaigns: true.",
+            details=[{"field": "contact", "reason": IN_OTHER_CAMPAIGN, "message": detail}],
+        )
     enrollment = db.session.scalar(
         sa.select(CampaignEnrollment)
         .options(joinedload(CampaignEnrollment.contact))
@@ -121,7 +143,7 @@ def enroll_contact(workspace: Workspace, instance_id: uuid.UUID, item: Enrollmen
     return enrollment
 
 
-def _enroll(workspace, instance_id, valid, invalid) -> EnrollmentReport:
+def _enroll(workspace, instance_id, valid, invalid, *, allow_other_campaigns: bool = False) -> EnrollmentReport:
     instance = get_owned(CampaignInstance, workspace, instance_id)
     if instance.status == InstanceStatus.COMPLETED:
         raise Conflict("The campaign is completed; contacts cannot be enrolled any more.")
@@ -172,13 +194,66 @@ def _enroll(workspace, instance_id, valid, invalid) -> EnrollmentReport:
             report.outcomes[contact_id] = "suppressed"
         else:
             eligible.append(contact_id)
+    if not allow_other_campaigns:
+        allowed = {index for index, item in valid if item.allow_other_campaigns}
+        checked = [contact_id for contact_id in eligible if resolved[contact_id][0] not in allowed]
+        elsewhere = _live_elsewhere(workspace, instance, checked)
+        for contact_id, names in elsewhere.items():
+            detail = _campaigns_detail(names)
+            report.skipped.append({"index": resolved[contact_id][0], "reason": IN_OTHER_CAMPAIGN, "detail": detail})
+            report.outcomes[contact_id] = IN_OTHER_CAMPAIGN
+            report.details[contact_id] = detail
+        report.in_other_campaign = len(elsewhere)
+        eligible = [contact_id for contact_id in eligible if contact_id not in elsewhere]
     inserted = set(_insert_enrollments(workspace, instance, eligible))
     for contact_id in eligible:
         report.outcomes[contact_id] = "enrolled" if contact_id in inserted else "already_enrolled"
     report.enrolled = len(inserted)
     report.already_enrolled = len(eligible) - len(inserted)
     report.invalid.sort(key=lambda item: item["index"])
+    report.skipped.sort(key=lambda item: item["index"])
     return report
+
+
+def _live_elsewhere(workspace: Workspace, instance: CampaignInstance, contact_ids: list) -> dict[uuid.UUID, list]:
+    """Of `contact_ids`, those live (lifecycle.LIVE) in another campaign of the workspace, with
+    the names of those campaigns. A contact enrolled in `instance` itself (in any status) is left
+    out: it stays `already_enrolled`. One query for the whole batch on PostgreSQL (the ids as one
+    array, served by the contact_id index); on SQLite one per SQLITE_CHECK_CHUNK contacts.
+    """
+    if not contact_ids:
+        return {}
+    size = len(contact_ids) if dialect_name() == "postgresql" else SQLITE_CHECK_CHUNK
+    here: set[uuid.UUID] = set()
+    names: dict[uuid.UUID, set[str]] = {}
+    for start in range(0, len(contact_ids), size):
+        rows = db.session.execute(
+            sa.select(CampaignEnrollment.contact_id, CampaignEnrollment.instance_id, CampaignInstance.name)
+            .join(CampaignInstance, CampaignInstance.id == CampaignEnrollment.instance_id)
+            .where(
+                CampaignEnrollment.workspace_id == workspace.id,
+                one_of(CampaignEnrollment.contact_id, contact_ids[start : start + size]),
+                sa.or_(
+                    CampaignEnrollment.instance_id == instance.id,
+                    CampaignEnrollment.status.in_(sorted(lifecycle.LIVE)),
+                ),
+            )
+        )
+        for contact_id, instance_id, name in rows:
+            if instance_id == instance.id:
+                here.add(contact_id)
+            else:
+                names.setdefault(contact_id, set()).add(name)
+    return {contact_id: sorted(found) for contact_id, found in names.items() if contact_id not in here}
+
+
+def _campaigns_detail(names: list[str]) -> str:
+    """`live in campaign 'Q3 outreach'`, or several campaigns' names (a few, then how many more)."""
+    if len(names) == 1:
+        return f"live in campaign '{names[0]}'"
+    shown = ", ".join(f"'{name}'" for name in names[:NAMED_CAMPAIGNS])
+    more = len(names) - NAMED_CAMPAIGNS
+    return f"live in campaigns {shown}" + (f" and {more} more" if more > 0 else "")
 
 
 # PostgreSQL's `jsonb || jsonb` on SQLite: the given custom fields replace the stored ones key by
@@ -323,10 +398,14 @@ def list_enrollments(
 def change_enrollment_status(
     workspace: Workspace, enrollment_id: uuid.UUID, status: str, *, actor: lifecycle.Actor = lifecycle.Actor.PERSON
 ) -> CampaignEnrollment:
-    """Pause (from enrolled or active) or resume (from paused) one enrollment; InvalidTransition
-    (409) from any other status. A resumed enrollment whose step was due meanwhile is due now."""
+    """Pause (from enrolled or active), resume (from paused) or mark replied (from any live
+    status) one enrollment; InvalidTransition (409) from any other status. A resumed enrollment
+    whose step was due meanwhile is due now."""
     enrollment = get_owned(CampaignEnrollment, workspace, enrollment_id)
     now = utcnow()
+    if status == EnrollmentStatus.REPLIED:
+        replies.mark_replied(workspace, enrollment_id, actor=actor, now=now)
+        return get_enrollment(workspace, enrollment.id)
     if status == EnrollmentStatus.PAUSED:
         lifecycle.change_one(enrollment, "pause", actor=actor, reason=lifecycle.Reason.PAUSED, now=now)
     elif status == EnrollmentStatus.ACTIVE:
@@ -339,7 +418,7 @@ def change_enrollment_status(
             enrollment, "resume", actor=actor, to=target, reason=lifecycle.Reason.RESUMED, now=now, next_action_at=due
         )
     else:
-        raise ValidationFailed("status must be paused or active.")
+        raise ValidationFailed("status must be paused, active or replied.")
     db.session.commit()
     return get_enrollment(workspace, enrollment.id)
 

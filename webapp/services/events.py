@@ -139,9 +139,15 @@ def record_event(
         "occurred_at": occurred_at or now,
         "metadata": metadata or {},
     }
-    outcome = _store_and_count([row])
+    return record_events(workspace, [row], actor) == 1
+
+
+def record_events(workspace: Workspace, rows: list[dict], actor: lifecycle.Actor = lifecycle.Actor.EVENT) -> int:
+    """Store events Drumbeat read or produced itself (rows shaped as `record_event` builds them)
+    and apply the stopping ones as `actor`. Flushes; the caller commits. Returns how many were new."""
+    outcome = _store_and_count(rows)
     _apply(workspace, outcome.stopping, actor)
-    return outcome.stored == 1
+    return outcome.stored
 
 
 def store_internal_events(rows: list[dict]) -> int:

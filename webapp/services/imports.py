@@ -3,7 +3,8 @@
 A CSV file is previewed first (encoding, delimiter, first rows, a suggested column mapping),
 then stored as a `ContactImport` and processed in chunks of 5,000 rows through the same bulk
 path as the API (`enrollments.enroll_contacts`), so every rule holds: suppressed contacts are
-never enrolled, duplicates are counted, invalid rows are reported with their row number.
+never enrolled, contacts live in another campaign are skipped unless the import allows them
+(`allow_other_campaigns`), duplicates are counted, invalid rows are reported with their row number.
 Small files are processed at once; large ones by the worker, with visible progress.
 """
 
@@ -159,8 +160,11 @@ def create_import(
     has_header: bool = True,
     instance_id: uuid.UUID | None = None,
     kind: str = "enroll",
+    allow_other_campaigns: bool = False,
 ) -> ContactImport:
-    """Validate and store an import. Small files are processed at once; the worker takes the rest."""
+    """Validate and store an import. Small files are processed at once; the worker takes the rest.
+
+    With `allow_other_campaigns`, an enroll import also enrolls contacts live in another campaign."""
     if instance_id is not None:
         instance = get_owned(CampaignInstance, workspace, instance_id)
         if instance.status == InstanceStatus.COMPLETED:
@@ -183,6 +187,7 @@ def create_import(
         encoding=encoding,
         delimiter=delimiter,
         has_header=has_header,
+        allow_other_campaigns=allow_other_campaigns and instance_id is not None,
         mapping=_check_mapping(mapping, len(first)),
         data=data,
         total_rows=total,
@@ -270,7 +275,9 @@ def process_import(import_id: uuid.UUID) -> ContactImport:
 def _process_chunk(workspace: Workspace, record: ContactImport, chunk: list[tuple[int, dict]]) -> None:
     items = [item for _, item in chunk]
     if record.instance_id is not None:
-        report = enroll_contacts(workspace, record.instance_id, items)
+        report = enroll_contacts(
+            workspace, record.instance_id, items, allow_other_campaigns=record.allow_other_campaigns
+        )
     else:
         report = upsert_contact_items(workspace, items, suppress=record.kind == "suppression")
     db.session.refresh(record)
@@ -278,6 +285,7 @@ def _process_chunk(workspace: Workspace, record: ContactImport, chunk: list[tupl
     record.enrolled += report.enrolled
     record.already_enrolled += report.already_enrolled
     record.suppressed += report.suppressed
+    record.in_other_campaign += report.in_other_campaign
     record.contacts_created += report.contacts_created
     record.invalid_count += len(report.invalid)
     kept = list(record.invalid_rows or [])

@@ -17,6 +17,7 @@ from webapp.schemas.instances import InstanceIn
 from webapp.schemas.settings import settings_dict
 from webapp.services import lifecycle
 from webapp.services.lookups import get_owned, like_pattern, paginate
+from webapp.services.mailboxes import checked_settings
 
 TRANSITIONS: dict[str, tuple[str, ...]] = {
     InstanceStatus.DRAFT: (InstanceStatus.ACTIVE, InstanceStatus.COMPLETED),
@@ -42,7 +43,10 @@ def create_instance(workspace: Workspace, data: InstanceIn) -> CampaignInstance:
     if not template.is_active:
         raise Conflict("Template is inactive; activate it before creating a campaign from it.")
     instance = CampaignInstance(
-        workspace_id=workspace.id, template_id=template.id, name=data.name, settings=settings_dict(data.settings)
+        workspace_id=workspace.id,
+        template_id=template.id,
+        name=data.name,
+        settings=checked_settings(workspace, settings_dict(data.settings)),
     )
     db.session.add(instance)
     db.session.commit()

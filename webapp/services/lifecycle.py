@@ -99,7 +99,7 @@ TRANSITIONS = {
         _transition("advance", {EnrollmentStatus.ACTIVE}, [EnrollmentStatus.ACTIVE], {*PEOPLE, Actor.WORKER}),
         _transition("complete", {EnrollmentStatus.ACTIVE}, [EnrollmentStatus.COMPLETED], {*PEOPLE, Actor.WORKER}),
         _transition("end", LIVE, [EnrollmentStatus.COMPLETED], PEOPLE),
-        _transition("reply", LIVE, [EnrollmentStatus.REPLIED], {*PEOPLE, Actor.EVENT}),
+        _transition("reply", LIVE, [EnrollmentStatus.REPLIED], {*PEOPLE, Actor.EVENT}, "Mark replied"),
         _transition("bounce", LIVE, [EnrollmentStatus.BOUNCED], {*PEOPLE, Actor.EVENT, Actor.WORKER, Actor.IMPORTER}),
         _transition("unsubscribe", LIVE, [EnrollmentStatus.UNSUBSCRIBED], {*PEOPLE, Actor.EVENT, Actor.IMPORTER}),
         _transition("fail", {EnrollmentStatus.ACTIVE}, [EnrollmentStatus.FAILED], {Actor.WORKER}),

@@ -17,6 +17,7 @@ from datetime import datetime
 import sqlalchemy as sa
 from sqlalchemy.orm import Bundle
 
+from webapp.engine import policy
 from webapp.extensions import db
 from webapp.models import CampaignEnrollment, CampaignInstance, Contact, SequenceStep, Workspace, utcnow
 from webapp.models.enums import Channel, ContactStatus, EnrollmentStatus, InstanceStatus
@@ -24,8 +25,10 @@ from webapp.services import lifecycle
 from webapp.services.lookups import get_owned
 from webapp.services.progress import ActiveSteps
 from webapp.services.sending import settings as sending_settings
-from webapp.services.sending.claim import Action, SenderUsages, decide
+from webapp.services.sending.claim import Action, Senders, decide
 
+# Waits that end when a person acts (resumes or fixes a mailbox): the preview gives them no time.
+WAITS_FOR_A_PERSON = {policy.Delay.MAILBOX_PAUSED, policy.Delay.MAILBOX_FAILING, policy.Delay.NO_MAILBOX}
 PREVIEW_ROWS = 4
 PREVIEW_MIN_ROWS = 40
 
@@ -49,6 +52,7 @@ class _InLine:
     follow_up: bool
     due: datetime  # its next_action_at, as the worker would store it
     timezone: str | None
+    mailbox_id: uuid.UUID | None
     delays: list[str] = field(default_factory=list)
 
     def order(self) -> tuple:
@@ -74,6 +78,8 @@ def preview_schedule(
         CampaignEnrollment.status_reason,
         CampaignEnrollment.current_step,
         CampaignEnrollment.next_action_at,
+        CampaignEnrollment.mailbox_id,
+        CampaignEnrollment.wait_reason,
     )
     rows = db.session.execute(
         sa.select(enrollment, Contact.email, Contact.timezone, Contact.status)
@@ -96,7 +102,12 @@ def preview_schedule(
         if send.reason:
             waiting.append(send)
         else:
-            in_line.append(_InLine(send, step, enrollment.current_step > 0, enrollment.next_action_at, timezone))
+            item = _InLine(
+                send, step, enrollment.current_step > 0, enrollment.next_action_at, timezone, enrollment.mailbox_id
+            )
+            if enrollment.wait_reason and enrollment.next_action_at > now:
+                item.delays.extend(enrollment.wait_reason.split("; "))  # why the worker put it off already
+            in_line.append(item)
     planned = _play(in_line, settings, now=now, limit=limit, waiting=waiting)
     if instance.status == InstanceStatus.PAUSED:
         for send in planned:
@@ -121,7 +132,7 @@ def _play(in_line: list[_InLine], settings, *, now: datetime, limit: int, waitin
     """Play the worker forward over `in_line` until `limit` actions are planned (see the module docstring)."""
     if not in_line:
         return []
-    usage = SenderUsages()(settings)
+    senders = Senders()
     tie = itertools.count()
     queue = [(max(item.due, now), next(tie), item) for item in in_line]
     heapq.heapify(queue)
@@ -135,9 +146,18 @@ def _play(in_line: list[_InLine], settings, *, now: datetime, limit: int, waitin
             if len(planned) >= limit:
                 break
             decision = decide(
-                item.step, settings, due=item.due, contact_timezone=item.timezone, usage=usage, now=moment
+                item.step,
+                settings,
+                due=item.due,
+                contact_timezone=item.timezone,
+                mailbox_id=item.mailbox_id,
+                senders=senders,
+                now=moment,
             )
-            if decision.action == Action.DEFER:
+            if decision.action == Action.DEFER and WAITS_FOR_A_PERSON & set(decision.plan.delays):
+                item.send.reason = "; ".join(decision.plan.delays)  # no time: it waits for a person
+                waiting.append(item.send)
+            elif decision.action == Action.DEFER:
                 item.due = decision.plan.at
                 item.delays += [d for d in decision.plan.delays if d not in item.delays]
                 heapq.heappush(queue, (item.due, next(tie), item))
@@ -145,6 +165,8 @@ def _play(in_line: list[_InLine], settings, *, now: datetime, limit: int, waitin
                 item.send.reason = decision.problem
                 waiting.append(item.send)
             else:
+                if decision.settings is not None:
+                    item.mailbox_id = decision.settings.sender.mailbox_id  # kept for its next steps
                 item.send.due_at, item.send.reason = moment, "; ".join(item.delays) or None
                 planned.append(item.send)
     return planned[:limit]

@@ -10,7 +10,7 @@ import uuid
 import sqlalchemy as sa
 
 from webapp.engine import render
-from webapp.errors import NotFound, ValidationFailed
+from webapp.errors import Conflict, NotFound, ValidationFailed
 from webapp.extensions import db
 from webapp.models import CampaignTemplate, Delivery, SequenceStep, Task, Workspace, utcnow
 from webapp.models.enums import Channel, StepAction, TemplateType
@@ -61,8 +61,9 @@ def add_email_step(workspace: Workspace, template_id: uuid.UUID, data: EmailStep
         data,
         channel=Channel.EMAIL,
         action=StepAction.EMAIL,
-        subject=data.subject,
+        subject=data.subject or None,
         body=data.body,
+        thread=data.thread,
     )
 
 
@@ -106,9 +107,30 @@ def _save_new(template: CampaignTemplate, step: SequenceStep) -> SequenceStep:
     db.session.add(step)
     if template.type != TemplateType.MULTI_CHANNEL and template.type != step.channel:
         template.type = TemplateType.MULTI_CHANNEL
+    _commit(template)
+    return step
+
+
+def _commit(template: CampaignTemplate) -> None:
+    """Save a change of the template's steps. Every email step has a subject or goes in the thread
+    of the email before it, and the first one starts a thread of its own."""
+    db.session.flush()
+    emails = db.session.scalars(
+        sa.select(SequenceStep)
+        .where(SequenceStep.template_id == template.id, SequenceStep.channel == Channel.EMAIL)
+        .order_by(SequenceStep.position)
+    ).all()
+    problem = None
+    if any(not step.in_thread and not (step.subject or "").strip() for step in emails):
+        problem = "An email step needs a subject, or to be sent as a reply in the thread of the email before it."
+    first = next((step for step in emails if step.is_active), None)
+    if first is not None and first.in_thread:
+        problem = "The first email step needs a subject of its own: there is no earlier email to reply to."
+    if problem:
+        db.session.rollback()
+        raise Conflict(problem, details=[{"field": "subject", "message": problem}])
     _touch(template)
     db.session.commit()
-    return step
 
 
 def _get_step(template: CampaignTemplate, step_id: uuid.UUID, channel: str) -> SequenceStep:
@@ -143,6 +165,9 @@ def update_email_step(
     changes = data.model_dump(exclude_unset=True)
     if changes.get("body", "") is None:
         changes.pop("body")  # an email step always has a body; a LinkedIn message may be cleared
+    if changes.get("subject") == "":
+        changes["subject"] = None  # a reply in the thread
+        step.subject = None
     return _apply_update(template, step, changes)
 
 
@@ -168,8 +193,7 @@ def _apply_update(template: CampaignTemplate, step: SequenceStep, changes: dict)
         setattr(step, field, value)
     if requested is not None:
         _move(template, step, requested)
-    _touch(template)
-    db.session.commit()
+    _commit(template)
     return step
 
 
@@ -182,8 +206,7 @@ def move_step(workspace: Workspace, template_id: uuid.UUID, step_id: uuid.UUID, 
     if step is None:
         raise NotFound(f"Step {step_id} not found.")
     _move(template, step, max(1, position))
-    _touch(template)
-    db.session.commit()
+    _commit(template)
     return step
 
 
@@ -199,13 +222,11 @@ def remove_step(workspace: Workspace, template_id: uuid.UUID, step_id: uuid.UUID
     )
     if used:
         step.is_active = False
-        _touch(template)
-        db.session.commit()
+        _commit(template)
         return False
     position = step.position
     db.session.delete(step)
     db.session.flush()
     _shift(template, start=position + 1, end=None, by=-1)
-    _touch(template)
-    db.session.commit()
+    _commit(template)
     return True

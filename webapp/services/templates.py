@@ -11,6 +11,7 @@ from webapp.models import CampaignInstance, CampaignTemplate, Workspace
 from webapp.schemas.settings import settings_dict
 from webapp.schemas.templates import TemplateIn, TemplateUpdate
 from webapp.services.lookups import get_owned, like_pattern, paginate
+from webapp.services.mailboxes import checked_settings
 
 
 def create_template(workspace: Workspace, data: TemplateIn) -> CampaignTemplate:
@@ -20,7 +21,7 @@ def create_template(workspace: Workspace, data: TemplateIn) -> CampaignTemplate:
         type=data.type,
         path_type=data.path_type,
         description=data.description,
-        settings=settings_dict(data.settings),
+        settings=checked_settings(workspace, settings_dict(data.settings)),
         is_active=data.is_active,
     )
     db.session.add(template)
@@ -59,7 +60,7 @@ def update_template(workspace: Workspace, template_id: uuid.UUID, data: Template
             continue
         setattr(template, field, value)
     if "settings" in data.model_fields_set:
-        template.settings = settings_dict(data.settings)
+        template.settings = checked_settings(workspace, settings_dict(data.settings))
     db.session.commit()
     return get_template(workspace, template.id)
 

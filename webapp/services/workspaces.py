@@ -78,6 +78,31 @@ def update_sender_defaults(workspace: Workspace, values: Mapping) -> dict:
     return sender_defaults(workspace)
 
 
+REPLY_STOPS_CAMPAIGN = "campaign"
+REPLY_STOPS_WORKSPACE = "workspace"
+REPLY_STOPS_DOMAIN = "domain"
+REPLY_STOPS = (REPLY_STOPS_CAMPAIGN, REPLY_STOPS_WORKSPACE, REPLY_STOPS_DOMAIN)
+
+
+def reply_stops(workspace: Workspace) -> str:
+    """How far a reply read in a mailbox reaches: the campaign answered, every campaign of that
+    contact (`workspace`, the default), or every contact at the same email domain."""
+    value = (workspace.settings or {}).get("reply_stops")
+    return value if value in REPLY_STOPS else REPLY_STOPS_WORKSPACE
+
+
+def set_reply_stops(workspace: Workspace, value: str) -> str:
+    if value not in REPLY_STOPS:
+        raise ValidationFailed(
+            f"reply_stops must be one of {', '.join(REPLY_STOPS)}",
+            details=[{"field": "reply_stops", "message": f"must be one of {', '.join(REPLY_STOPS)}"}],
+        )
+    workspace.settings = {**(workspace.settings or {}), "reply_stops": value}
+    db.session.commit()
+    log.info("reply reach updated", extra={"workspace_id": str(workspace.id), "reply_stops": value})
+    return value
+
+
 def rotate_webhook_secret(workspace: Workspace) -> str:
     """Give the workspace a new `whsec_` secret and return it. Signatures made with the old
     secret stop verifying at once: senders must be updated with the new one."""

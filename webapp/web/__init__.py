@@ -14,8 +14,9 @@ def register_web(app: Flask) -> None:
 
     app.register_blueprint(auth.bp)
     app.register_blueprint(dashboard.bp)
-    from webapp.web import outbox, settings, tasks
+    from webapp.web import inbox, outbox, settings, tasks
 
+    app.register_blueprint(inbox.bp)
     app.register_blueprint(tasks.bp)
     app.register_blueprint(settings.bp)
     app.register_blueprint(outbox.bp)
@@ -29,6 +30,9 @@ def register_web(app: Flask) -> None:
     from webapp.web import instances
 
     app.register_blueprint(instances.bp)
+    from webapp.web import mailboxes
+
+    app.register_blueprint(mailboxes.bp)
     app.jinja_env.globals.update(
         asset_url=asset_url,
         url_with_query=url_with_query,

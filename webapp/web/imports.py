@@ -217,23 +217,37 @@ def _new_page(target: Target, status: int = 200, block: str | None = None, **con
     )
 
 
+def _allow_other_campaigns(values) -> bool:
+    """The "Also enroll contacts who are live in another campaign" box (off unless ticked)."""
+    return values.get("allow_other_campaigns") == "1"
+
+
 def paste(kind: str, instance_id: uuid.UUID | None = None):
     """Enroll pasted addresses at once; the report follows."""
     target = _target(kind, instance_id)
     text = request.form.get("addresses", "")
+    allow = _allow_other_campaigns(request.form)
     try:
         items = parse_pasted(text)
-        report = enroll_contacts(current_workspace(), target.instance_id, items)
+        report = enroll_contacts(current_workspace(), target.instance_id, items, allow_other_campaigns=allow)
     except (ValidationFailed, Conflict) as exc:
-        return _new_page(target, 422, block="paste", paste_text=text, paste_error=exc.message)
+        return _new_page(
+            target, 422, block="paste", paste_text=text, paste_error=exc.message, allow_other_campaigns=allow
+        )
     summary = {
         "enrolled": report.enrolled,
         "already_enrolled": report.already_enrolled,
         "suppressed": report.suppressed,
+        "in_other_campaign": report.in_other_campaign,
         "contacts_created": report.contacts_created,
         "invalid": [
             {"entry": invalid["index"] + 1, "value": _item_email(items[invalid["index"]]), "reason": invalid["reason"]}
             for invalid in report.invalid
+        ],
+        # Valid entries not enrolled: live in another campaign (the detail names it).
+        "skipped": [
+            {"entry": skipped["index"] + 1, "value": _item_email(items[skipped["index"]]), "reason": skipped["detail"]}
+            for skipped in report.skipped
         ],
     }
     if is_htmx():
@@ -248,7 +262,10 @@ def _item_email(item: dict) -> str:
 
 
 def _paste_message(summary: dict) -> str:
-    return f"{summary['enrolled']} enrolled, {len(summary['invalid'])} invalid."
+    message = f"{summary['enrolled']} enrolled, {len(summary['invalid'])} invalid"
+    if summary.get("in_other_campaign"):
+        message += f", {summary['in_other_campaign']} skipped as live in another campaign"
+    return message + "."
 
 
 def pasted(kind: str, instance_id: uuid.UUID | None = None):
@@ -258,7 +275,10 @@ def pasted(kind: str, instance_id: uuid.UUID | None = None):
     if kept is None:
         flash("That report is no longer available; paste the addresses again to see a new one.", "warning")
         return redirect(target.url("new"), 303)
-    return _new_page(target, report=json.loads(kept[0]))
+    report = json.loads(kept[0])
+    report.setdefault("in_other_campaign", 0)  # reports kept before the option existed
+    report.setdefault("skipped", [])
+    return _new_page(target, report=report)
 
 
 # Step 1: upload.
@@ -350,6 +370,7 @@ def _preview_page(
     mapping: dict | None = None,
     error: str | None = None,
     status: int = 200,
+    allow_other_campaigns: bool = False,
 ) -> Response:
     try:
         csv_preview = preview_csv(data, encoding=encoding, has_header=has_header)
@@ -368,6 +389,7 @@ def _preview_page(
         column_options=column_options,
         column_samples=column_samples,
         error=error,
+        allow_other_campaigns=allow_other_campaigns,
     )
 
 
@@ -380,6 +402,7 @@ def create(kind: str, instance_id: uuid.UUID | None = None):
     data, meta = kept
     encoding = request.form.get("encoding", "")
     has_header = request.form.get("has_header") == "1"
+    allow = _allow_other_campaigns(request.form) and target.kind == "enroll"
     mapping = {key.removeprefix("column-"): value for key, value in request.form.items() if key.startswith("column-")}
     try:
         record = create_import(
@@ -391,10 +414,19 @@ def create(kind: str, instance_id: uuid.UUID | None = None):
             has_header=has_header,
             instance_id=target.instance_id,
             kind=target.kind,
+            allow_other_campaigns=allow,
         )
     except ValidationFailed as exc:
         return _preview_page(
-            target, data, meta, encoding=encoding, has_header=has_header, mapping=mapping, error=exc.message, status=422
+            target,
+            data,
+            meta,
+            encoding=encoding,
+            has_header=has_header,
+            mapping=mapping,
+            error=exc.message,
+            status=422,
+            allow_other_campaigns=allow,
         )
     discard(target.scope)
     return hx_redirect(target.url("show", import_id=record.id))

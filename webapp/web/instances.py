@@ -23,7 +23,7 @@ from webapp.schemas.instances import InstanceIn, InstanceQuery, InstanceStatusIn
 from webapp.schemas.tasks import ResolveDeliveryIn, ScheduleQuery
 from webapp.schemas.validation import validation_failed
 from webapp.security import current_workspace, require_login, safe_next
-from webapp.services import analytics, enrollments, instances, lifecycle, schedule, templates
+from webapp.services import analytics, enrollments, instances, lifecycle, mailboxes, schedule, templates
 from webapp.services.sending import deliveries
 from webapp.web import errors_by_field
 from webapp.web.forms import form_data
@@ -95,12 +95,20 @@ def status_actions(status: str) -> list[dict]:
 
 
 # The row buttons' names for the lifecycle's one-at-a-time transitions.
-ENROLLMENT_ACTIONS = {"pause": "pause", "resume": "resume", "remove": "unenroll"}
+# The dashboard's one-at-a-time actions: the form each posts (a status, or the unenroll route).
+ENROLLMENT_ACTIONS = {
+    "pause": {"name": "pause", "status": EnrollmentStatus.PAUSED},
+    "resume": {"name": "resume", "status": EnrollmentStatus.ACTIVE},
+    "reply": {"name": "mark-replied", "status": EnrollmentStatus.REPLIED},
+    "remove": {"name": "unenroll", "status": None},
+}
 
 
-def enrollment_actions(status: str) -> tuple[str, ...]:
+def enrollment_actions(status: str) -> tuple[dict, ...]:
     """The buttons for what a person may do to an enrollment in `status` (the lifecycle says)."""
-    return tuple(ENROLLMENT_ACTIONS[t.name] for t in lifecycle.actions(status, lifecycle.Actor.PERSON))
+    return tuple(
+        {**ENROLLMENT_ACTIONS[t.name], "label": t.label} for t in lifecycle.actions(status, lifecycle.Actor.PERSON)
+    )
 
 
 def _here() -> str:
@@ -198,7 +206,12 @@ def _enrollments_context(workspace, instance) -> dict:
 
 def _attention_context(workspace, instance) -> dict:
     unknown, total, here = deliveries.unknown_deliveries(workspace, instance.id, limit=ATTENTION_LIMIT)
-    return {"deliveries": unknown, "unknown_total": total, "unknown_here": here}
+    return {
+        "deliveries": unknown,
+        "unknown_total": total,
+        "unknown_here": here,
+        "unavailable_mailboxes": mailboxes.unavailable_for(workspace, instance),
+    }
 
 
 def _header_context(instance) -> dict:
@@ -282,7 +295,7 @@ def change_enrollment_status(instance_id: uuid.UUID, enrollment_id: uuid.UUID):
     _owned_enrollment(workspace, instance_id, enrollment_id)
     body = _validate(EnrollmentStatusIn, {"status": request.form.get("status")})
     enrollment = enrollments.change_enrollment_status(workspace, enrollment_id, body.status)
-    verb = "paused" if body.status == EnrollmentStatus.PAUSED else "resumed"
+    verb = {EnrollmentStatus.PAUSED: "paused", EnrollmentStatus.REPLIED: "marked replied"}.get(body.status, "resumed")
     return _row_response(enrollment, f"{enrollment.contact.email}: {verb}.")
 
 

@@ -17,7 +17,16 @@ from webapp.htmx import hx_trigger, is_htmx, render
 from webapp.security import current_workspace, require_login
 from webapp.services.api_keys import KEY_PREFIX, create_api_key, list_api_keys, revoke_api_key
 from webapp.services.providers import get_provider_settings, set_provider_settings
-from webapp.services.workspaces import rotate_webhook_secret, sender_defaults, update_sender_defaults
+from webapp.services.workspaces import (
+    REPLY_STOPS_CAMPAIGN,
+    REPLY_STOPS_DOMAIN,
+    REPLY_STOPS_WORKSPACE,
+    reply_stops,
+    rotate_webhook_secret,
+    sender_defaults,
+    set_reply_stops,
+    update_sender_defaults,
+)
 from webapp.web import errors_by_field
 
 bp = Blueprint("settings", __name__)
@@ -75,6 +84,13 @@ def _sender_form(values: dict) -> dict:
     }
 
 
+REPLY_REACH_CHOICES = [
+    (REPLY_STOPS_CAMPAIGN, "Only the campaign they answered"),
+    (REPLY_STOPS_WORKSPACE, "Every campaign of that contact"),
+    (REPLY_STOPS_DOMAIN, "Every contact at the same email domain (their colleagues too)"),
+]
+
+
 def _context(**overrides) -> dict:
     workspace = current_workspace()
     providers = [
@@ -106,6 +122,9 @@ def _context(**overrides) -> dict:
         "sender_errors": {},
         "weekdays": WEEKDAYS,
         "timezones": _TIMEZONES,
+        "reply_stops": reply_stops(workspace),
+        "reply_reach_choices": REPLY_REACH_CHOICES,
+        "reply_errors": {},
     }
     context.update(overrides)
     return context
@@ -246,3 +265,16 @@ def save_sender():
         context = _context(sender=_sender_form(values), sender_errors=errors)
         return render(TEMPLATE, block="sender", status=422, **context)
     return _done("sender", "Sender defaults saved.", "sender")
+
+
+@bp.post("/settings/replies")
+def save_replies():
+    """How far a reply reaches: the campaign answered, every campaign of the contact, or their domain."""
+    _require_owner()
+    value = request.form.get("reply_stops", "")
+    try:
+        set_reply_stops(current_workspace(), value)
+    except ValidationFailed as exc:
+        context = _context(reply_errors=errors_by_field(exc.details))
+        return render(TEMPLATE, block="replies", status=422, **context)
+    return _done("replies", "Reply settings saved.", "replies")

@@ -13,6 +13,7 @@ from webapp.models import utcnow
 from webapp.security import current_workspace, require_login
 from webapp.services.instances import list_instances
 from webapp.services.tasks import due_state, finish_task, list_tasks
+from webapp.web.listing import choice, page_arg, query_args, uuid_arg
 
 bp = Blueprint("tasks", __name__)
 bp.before_request(require_login)
@@ -40,18 +41,16 @@ class Filters:
 
     @classmethod
     def parse(cls, values) -> "Filters":
-        due, kind = values.get("due"), values.get("type")
-        try:
-            campaign = uuid.UUID(values.get("campaign") or "")
-        except ValueError:
-            campaign = None
-        page = values.get("page", type=int) or 1
-        return cls(due if due in DUE else None, kind if kind in TASK_TYPES else None, campaign, max(page, 1))
+        return cls(
+            choice(values, "due", DUE),
+            choice(values, "type", TASK_TYPES),
+            uuid_arg(values, "campaign"),
+            page_arg(values),
+        )
 
     def args(self) -> dict:
         """Query arguments for url_for, without the empty ones."""
-        values = {"due": self.due, "type": self.type, "campaign": self.campaign, "page": self.page}
-        return {k: str(v) for k, v in values.items() if v is not None and not (k == "page" and v == 1)}
+        return query_args(due=self.due, type=self.type, campaign=self.campaign, page=self.page)
 
 
 @dataclass(frozen=True)

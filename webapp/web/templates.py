@@ -92,7 +92,7 @@ TEMPLATE_FIELDS = (
 # The settings the form edits; the service replaces `settings` whole, so the others are carried over.
 FORM_SETTINGS = ("send_window", "daily_cap", "track_opens", "track_clicks", "stop_on")
 STEP_FIELDS = {
-    Channel.EMAIL: ("delay_days", "delay_hours", "subject", "body", "is_active"),
+    Channel.EMAIL: ("delay_days", "delay_hours", "subject", "body", "thread", "is_active"),
     Channel.LINKEDIN: ("delay_days", "delay_hours", "action_type", "message", "is_active"),
 }
 UI_ONLY_FIELDS = ("preview_contact", "preview_id")
@@ -237,7 +237,7 @@ def create_step(template_id: uuid.UUID, channel: str):
     schema, add = (EmailStepIn, add_email_step) if channel == Channel.EMAIL else (LinkedInStepIn, add_linkedin_step)
     try:
         step = add(workspace, template_id, _validate(schema, _step_form_data(channel, update=False)))
-    except ValidationFailed as exc:
+    except (ValidationFailed, Conflict) as exc:
         form = FormState(_submitted(), _step_errors(channel, exc), STEP_FIELDS[channel])
         previews = Previews()
         if channel == Channel.EMAIL:
@@ -297,7 +297,7 @@ def update_step(template_id: uuid.UUID, channel: str, step_id: uuid.UUID):
         schema, save = LinkedInStepUpdate, update_linkedin_step
     try:
         save(workspace, template_id, step_id, _validate(schema, _step_form_data(channel, update=True)))
-    except ValidationFailed as exc:
+    except (ValidationFailed, Conflict) as exc:
         form = FormState(_submitted(), _step_errors(channel, exc), STEP_FIELDS[channel])
         previews = Previews()
         if channel == Channel.EMAIL:
@@ -458,6 +458,7 @@ def _step_values(step: SequenceStep) -> dict:
         "delay_hours": step.delay_hours,
         "subject": step.subject or "",
         "body": step.body or "",
+        "thread": step.in_thread,
         "action_type": step.action,
         "message": step.body or "",
         "is_active": step.is_active,
@@ -465,7 +466,8 @@ def _step_values(step: SequenceStep) -> dict:
 
 
 def _step_form_data(channel: str, *, update: bool) -> dict:
-    data = form_data(booleans=("is_active",) if update else ())
+    booleans = ("thread",) if channel == Channel.EMAIL else ()
+    data = form_data(booleans=(*booleans, "is_active") if update else booleans)
     for name in UI_ONLY_FIELDS:
         data.pop(name, None)
     if channel == Channel.EMAIL:

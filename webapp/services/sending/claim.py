@@ -20,14 +20,23 @@ from webapp.models import (
     CampaignInstance,
     Contact,
     Delivery,
+    Mailbox,
     SequenceStep,
     Task,
 )
-from webapp.models.enums import Channel, ContactStatus, DeliveryStatus, EnrollmentStatus, InstanceStatus, TaskStatus
+from webapp.models.enums import (
+    Channel,
+    ContactStatus,
+    DeliveryStatus,
+    EnrollmentStatus,
+    InstanceStatus,
+    MailboxState,
+    TaskStatus,
+)
 from webapp.services import lifecycle
 from webapp.services.bulk import insert_each, one_of, update_each
 from webapp.services.progress import ActiveSteps, advance
-from webapp.services.sending.compose import CONTACT_COLUMNS, Draft
+from webapp.services.sending.compose import CONTACT_COLUMNS, Draft, previous_emails
 from webapp.services.sending.settings import Effective, InvalidSettings, SettingsCache
 
 # What a sender's daily cap counts: messages on their way or gone.
@@ -48,6 +57,7 @@ class Decision:
     step: SequenceStep | None = None
     plan: policy.Plan | None = None
     problem: str | None = None
+    settings: Effective | None = None  # for a claim: the settings of the sender it goes from
 
 
 def decide(
@@ -56,16 +66,22 @@ def decide(
     *,
     due: datetime,
     contact_timezone: str | None,
-    usage: policy.SenderUsage,
+    mailbox_id: uuid.UUID | None,
+    senders: "Senders",
     now: datetime,
 ) -> Decision:
-    """What to do at `now` with an enrollment whose next `step` is due at `due`. A send that may
-    go now is counted in the sender's `usage`. The worker's claim and the schedule preview both
-    decide through this, so the preview's times are the worker's."""
+    """What to do at `now` with an enrollment whose next `step` is due at `due` (its mailbox, if it
+    has one, is `mailbox_id`). A send that may go now is counted in its sender's usage. The
+    worker's claim and the schedule preview both decide through this, so the preview's times are
+    the worker's."""
     if step is None:
         return Decision(Action.COMPLETE)
     if step.channel == Channel.LINKEDIN:
         return Decision(Action.TASK, step)
+    chosen = senders.choose(settings, mailbox_id, now)
+    if isinstance(chosen, policy.Plan):
+        return Decision(Action.DEFER, step, chosen)
+    settings, usage = chosen
     try:
         planned = policy.plan(due, now=now, rules=settings.rules, contact_timezone=contact_timezone, usage=usage)
     except policy.NoSendTime as exc:
@@ -73,16 +89,17 @@ def decide(
     if planned.at > now:
         return Decision(Action.DEFER, step, planned)
     usage.record(now, settings.rules)
-    return Decision(Action.CLAIM, step, planned)
+    return Decision(Action.CLAIM, step, planned, settings=settings)
 
 
-def sent_between(sender: str, start: datetime, end: datetime) -> int:
-    """Messages `sender` claimed, has on their way or sent in [start, end): what its daily cap counts."""
+def sent_between(sender: sa.ColumnElement[bool], start: datetime, end: datetime) -> int:
+    """Messages of `sender` (a condition on deliveries) claimed, on their way or sent in
+    [start, end): what its daily cap counts."""
     return db.session.scalar(
         sa.select(sa.func.count())
         .select_from(Delivery)
         .where(
-            Delivery.sender == sender,
+            sender,
             Delivery.created_at >= start,
             Delivery.created_at < end,
             Delivery.status.in_(COUNTED),
@@ -90,26 +107,67 @@ def sent_between(sender: str, start: datetime, end: datetime) -> int:
     )
 
 
-class SenderUsages:
-    """Each sender's usage (`policy.SenderUsage`), read from the ledger once a batch and counted
-    on from there: a sender day is counted when the policy first asks about it."""
+def _fullness(settings: Effective, usage: policy.SenderUsage, now: datetime) -> tuple:
+    """How full a sender is today: full ones last, then by the share of the cap used."""
+    day = settings.rules.sender_day(now)
+    cap, sent = settings.rules.cap_on(day), usage.sent_on(day)
+    return (cap is not None and sent >= cap, sent / cap if cap else sent)
+
+
+class Senders:
+    """Who sends each message, and what that sender has used (`policy.SenderUsage`), read from the
+    ledger once a batch and counted on from there (a sender day is counted when the policy first
+    asks about it). The sender is the default one (SMTP_* and MAIL_FROM, or the campaign's
+    from_email), or one of the campaign's mailboxes: an enrollment keeps the mailbox it got first;
+    a new contact gets the active mailbox with the most room today."""
 
     def __init__(self):
         self._usages: dict[tuple, policy.SenderUsage] = {}
+        self._mailboxes: dict[uuid.UUID, Mailbox | None] = {}
 
-    def __call__(self, settings: Effective) -> policy.SenderUsage:
-        rules, address = settings.rules, settings.sender.address
-        key = (address, rules.sender_timezone)
+    def choose(
+        self, settings: Effective, mailbox_id: uuid.UUID | None, now: datetime
+    ) -> tuple[Effective, policy.SenderUsage] | policy.Plan:
+        """(settings for the sender, its usage) at `now`, or the plan of a wait when no mailbox can send."""
+        mailbox = self._mailbox(mailbox_id) if mailbox_id else None
+        if mailbox is not None:
+            return self._unavailable(mailbox, now) or self._for(settings.from_mailbox(mailbox))
+        if not settings.mailbox_ids:
+            return self._for(settings)
+        candidates = [m for m in map(self._mailbox, settings.mailbox_ids) if m and not self._unavailable(m, now)]
+        if not candidates:
+            return policy.sender_unavailable(now, policy.Delay.NO_MAILBOX)
+        options = [self._for(settings.from_mailbox(m)) for m in candidates]
+        return min(options, key=lambda option: _fullness(*option, now))
+
+    def _unavailable(self, mailbox: Mailbox, now: datetime) -> policy.Plan | None:
+        if mailbox.state == MailboxState.PAUSED:
+            return policy.sender_unavailable(now, policy.Delay.MAILBOX_PAUSED)
+        if mailbox.state == MailboxState.FAILING:
+            return policy.sender_unavailable(now, policy.Delay.MAILBOX_FAILING)
+        if mailbox.send_paused_until is not None and mailbox.send_paused_until > now:
+            return policy.sender_unavailable(now, policy.Delay.MAILBOX_RESTING, until=mailbox.send_paused_until)
+        return None
+
+    def _mailbox(self, mailbox_id: uuid.UUID) -> Mailbox | None:
+        if mailbox_id not in self._mailboxes:
+            self._mailboxes[mailbox_id] = db.session.get(Mailbox, mailbox_id)
+        return self._mailboxes[mailbox_id]
+
+    def _for(self, settings: Effective) -> tuple[Effective, policy.SenderUsage]:
+        rules, sender = settings.rules, settings.sender
+        key = (sender.mailbox_id or sender.address, rules.sender_timezone)
         if key not in self._usages:
+            mine = Delivery.mailbox_id == sender.mailbox_id if sender.mailbox_id else Delivery.sender == sender.address
 
             def count(day: date) -> int:
-                return sent_between(address, *rules.sender_day_bounds(day))
+                return sent_between(mine, *rules.sender_day_bounds(day))
 
             def last() -> datetime | None:
-                return db.session.scalar(sa.select(sa.func.max(Delivery.created_at)).where(Delivery.sender == address))
+                return db.session.scalar(sa.select(sa.func.max(Delivery.created_at)).where(mine))
 
             self._usages[key] = policy.SenderUsage(count=count, last=last)
-        return self._usages[key]
+        return settings, self._usages[key]
 
 
 @dataclass
@@ -130,6 +188,7 @@ _DUE_COLUMNS = (
     CampaignEnrollment.contact_id,
     CampaignEnrollment.current_step,
     CampaignEnrollment.next_action_at,
+    CampaignEnrollment.mailbox_id,
     CampaignInstance.template_id,
     *CONTACT_COLUMNS,
 )
@@ -168,23 +227,24 @@ def claim_due_work(now: datetime, *, limit: int | None = None) -> ClaimReport:
     report = ClaimReport()
     steps = ActiveSteps()
     settings_of = SettingsCache()
-    usages = SenderUsages()
-    decisions: list[tuple[sa.Row, Decision, Effective | None]] = []
+    senders = Senders()
+    decisions: list[tuple[sa.Row, Decision]] = []
     for row in _due_rows(now, limit):
         try:
             settings = settings_of(row.instance_id)
         except InvalidSettings as exc:
-            decisions.append((row, Decision(Action.PAUSE, problem=f"{lifecycle.Reason.INVALID_SETTINGS}: {exc}"), None))
+            decisions.append((row, Decision(Action.PAUSE, problem=f"{lifecycle.Reason.INVALID_SETTINGS}: {exc}")))
             continue
         decision = decide(
             steps.after(row.template_id, row.current_step),
             settings,
             due=row.next_action_at,
             contact_timezone=row.timezone,
-            usage=usages(settings),
+            mailbox_id=row.mailbox_id,
+            senders=senders,
             now=now,
         )
-        decisions.append((row, decision, settings))
+        decisions.append((row, decision))
     report.deliveries = _apply(decisions, report, now=now, lease=lease)
     db.session.commit()
     return report
@@ -199,7 +259,7 @@ def _apply(decisions: list[tuple], report: ClaimReport, *, now: datetime, lease:
     step already on record and tasks go through the enrollment's object; completions and pauses
     through the lifecycle.
     """
-    on_record = _deliveries_on_record([(r.id, d.step.id) for r, d, _ in decisions if d.action == Action.CLAIM])
+    on_record = _deliveries_on_record([(r.id, d.step.id) for r, d in decisions if d.action == Action.CLAIM])
     claimed: list[uuid.UUID] = []
     new_deliveries: list[tuple] = []
     deferred: list[tuple] = []
@@ -207,14 +267,20 @@ def _apply(decisions: list[tuple], report: ClaimReport, *, now: datetime, lease:
     paused: dict[str, list[uuid.UUID]] = {}
     objects: list[tuple[sa.Row, Decision]] = []
     until = now + lease
-    for row, decision, settings in decisions:
+    threaded = {r.id for r, d in decisions if d.action == Action.CLAIM and d.step.in_thread}
+    previous = previous_emails(threaded)
+    for row, decision in decisions:
         if decision.action == Action.CLAIM and (row.id, decision.step.id) not in on_record:
-            delivery_id = uuid.uuid4()
-            new_deliveries.append((delivery_id, row.workspace_id, row.id, decision.step.id, settings.sender.address))
+            delivery_id, sender = uuid.uuid4(), decision.settings.sender
+            new_deliveries.append(
+                (delivery_id, row.workspace_id, row.id, decision.step.id, sender.address, sender.mailbox_id)
+            )
             claimed.append(delivery_id)
-            report.drafts[delivery_id] = _draft(delivery_id, row, decision.step, settings, until)
+            report.drafts[delivery_id] = _draft(delivery_id, row, decision.step, decision.settings, until)
+            report.drafts[delivery_id].threaded = row.id in threaded
+            report.drafts[delivery_id].previous = previous.get(row.id)
         elif decision.action == Action.DEFER:
-            deferred.append((row.id, decision.plan.at))
+            deferred.append((row.id, decision.plan.at, (decision.plan.reason or "")[:255] or None))
         elif decision.action == Action.COMPLETE:
             completed.append(row.id)
         elif decision.action == Action.PAUSE:
@@ -227,7 +293,7 @@ def _apply(decisions: list[tuple], report: ClaimReport, *, now: datetime, lease:
     update_each(
         sa.update(enrollments).values(updated_at=now),
         enrollments.c.id,
-        {"next_action_at": enrollments.c.next_action_at},
+        {"next_action_at": enrollments.c.next_action_at, "wait_reason": enrollments.c.wait_reason},
         deferred,
     )
     lifecycle.change(
@@ -249,7 +315,7 @@ def _apply(decisions: list[tuple], report: ClaimReport, *, now: datetime, lease:
     if new_deliveries:
         insert_each(
             Delivery.__table__,
-            ["id", "workspace_id", "enrollment_id", "step_id", "sender"],
+            ["id", "workspace_id", "enrollment_id", "step_id", "sender", "mailbox_id"],
             new_deliveries,
             {
                 "status": DeliveryStatus.CLAIMED,
@@ -259,11 +325,12 @@ def _apply(decisions: list[tuple], report: ClaimReport, *, now: datetime, lease:
                 "updated_at": now,
             },
         )
-        db.session.execute(
-            sa.update(enrollments)
-            .where(one_of(enrollments.c.id, [delivery[2] for delivery in new_deliveries]))
-            # Not picked again while claimed.
-            .values(next_action_at=None, updated_at=now)
+        # Not picked again while claimed; a first send from a mailbox gives the enrollment its mailbox.
+        update_each(
+            sa.update(enrollments).values(next_action_at=None, wait_reason=None, updated_at=now),
+            enrollments.c.id,
+            {"mailbox_id": enrollments.c.mailbox_id},
+            [(delivery[2], delivery[5]) for delivery in new_deliveries],
         )
     return claimed
 

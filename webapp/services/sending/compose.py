@@ -11,8 +11,9 @@ from flask import current_app
 
 from webapp.engine import mailer, render, tracking
 from webapp.extensions import db
-from webapp.models import CampaignEnrollment, CampaignInstance, Contact, Delivery, SequenceStep
+from webapp.models import CampaignEnrollment, CampaignInstance, Contact, Delivery, Mailbox, SequenceStep
 from webapp.models.enums import DeliveryStatus
+from webapp.models.template import in_thread
 from webapp.services import lifecycle
 from webapp.services.bulk import one_of
 from webapp.services.sending.settings import Effective, SettingsCache
@@ -55,6 +56,17 @@ class Draft:
     timezone: str | None
     custom_fields: dict | None
     settings: Effective
+    threaded: bool = False  # in the thread of the contact's previous email
+    previous: "Previous | None" = None
+
+
+@dataclass(frozen=True, slots=True)
+class Previous:
+    """The last email the contact got in this campaign: what a follow-up in its thread answers."""
+
+    message_id: str
+    subject: str
+    references: str  # its References chain, itself last
 
 
 @dataclass
@@ -78,7 +90,12 @@ class Prepared:
     subject: str = ""
     message: bytes = b""
     message_id: str = ""
+    references: str = ""  # the thread's Message-IDs up to and including this message's
     problem: str | None = None
+
+    @property
+    def mailbox_id(self) -> uuid.UUID | None:
+        return self.settings.sender.mailbox_id
 
 
 def public_url(path: str) -> str:
@@ -128,17 +145,32 @@ def task_message(body: str | None, contact, settings: Effective | None) -> str |
         return body
 
 
-def compose(draft: Draft) -> tuple[bytes, str, str, str]:
-    """Render and build one message: (bytes, Message-ID, from address, subject).
+def reply_subject(subject: str) -> str:
+    """`Re: <subject>`, without stacking prefixes."""
+    return subject if subject[:3].lower() == "re:" else f"Re: {subject}"
 
-    Raises render.UnresolvedVariable when a variable has no value and no default.
+
+def compose(draft: Draft) -> tuple[bytes, str, str, str, str]:
+    """Render and build one message: (bytes, Message-ID, from address, subject, References chain).
+
+    A threaded step answers the contact's previous email: `Re:` its subject, In-Reply-To and
+    References pointing at it. Raises render.UnresolvedVariable when a variable has no value and
+    no default, and render.RenderError for a threaded step without an earlier email to answer.
     """
     settings = draft.settings
     sender = settings.sender
     unsubscribe = unsubscribe_url(draft.workspace_id, draft.enrollment_id)
-    rendered = render.render_message(
-        draft.subject or "", draft.body or "", context(draft, settings, unsubscribe=unsubscribe)
-    )
+    body = draft.body or ""
+    if settings.signature:
+        body = f"{body}\n\n{settings.signature}"
+    subject, headers = draft.subject or "", provider_headers(draft.id)
+    if draft.threaded and draft.previous is not None:
+        subject = ""
+        headers = {**headers, "In-Reply-To": draft.previous.message_id, "References": draft.previous.references}
+    rendered = render.render_message(subject, body, context(draft, settings, unsubscribe=unsubscribe))
+    subject = reply_subject(draft.previous.subject) if draft.threaded and draft.previous else rendered.subject
+    if not subject.strip():
+        raise render.RenderError("the step has no subject and the contact got no earlier email to reply to")
     html = rendered.html
     secret = current_app.config["SECRET_KEY"]
     if settings.track_clicks:
@@ -153,14 +185,35 @@ def compose(draft: Draft) -> tuple[bytes, str, str, str]:
     message = mailer.build_message(
         from_addr=(sender.name, sender.address),
         to_addr=draft.email,
-        subject=rendered.subject,
+        subject=subject,
         text=rendered.text,
         html=html,
         message_id=message_id,
         unsubscribe_url=unsubscribe,
-        headers=provider_headers(draft.id),
+        headers=headers,
     )
-    return message, message_id, sender.address, rendered.subject
+    references = f"{draft.previous.references} {message_id}" if draft.threaded and draft.previous else message_id
+    return message, message_id, sender.address, subject, references
+
+
+def previous_emails(enrollment_ids: set[uuid.UUID]) -> dict[uuid.UUID, Previous]:
+    """Each enrollment's last email on record as sent (for follow-ups in its thread), in one query."""
+    if not enrollment_ids:
+        return {}
+    rows = db.session.execute(
+        sa.select(Delivery.enrollment_id, Delivery.message_id, Delivery.subject, Delivery.thread_references)
+        .where(
+            one_of(Delivery.enrollment_id, list(enrollment_ids)),
+            Delivery.status == DeliveryStatus.SENT,
+            Delivery.message_id.is_not(None),
+            Delivery.subject.is_not(None),
+        )
+        .order_by(Delivery.sent_at)
+    ).all()
+    found = {}
+    for enrollment_id, message_id, subject, references in rows:  # the latest wins
+        found[enrollment_id] = Previous(message_id, subject, references or message_id)
+    return found
 
 
 # A claimed delivery's `Draft`, as plain columns (named as its fields).
@@ -177,6 +230,8 @@ _DRAFT_COLUMNS = (
     SequenceStep.body,
     CampaignEnrollment.contact_id,
     *CONTACT_COLUMNS,
+    SequenceStep.thread,
+    Delivery.mailbox_id,
 )
 
 
@@ -191,7 +246,25 @@ def _drafts(delivery_ids: list[uuid.UUID]) -> dict[uuid.UUID, Draft]:
         .where(one_of(Delivery.id, delivery_ids), Delivery.status == DeliveryStatus.CLAIMED)
     ).all()
     settings_of = SettingsCache()
-    return {row.id: Draft(**row._mapping, settings=settings_of(row.instance_id)) for row in rows}
+    mailboxes = _mailboxes({row.mailbox_id for row in rows if row.mailbox_id})
+    threaded = {row.id for row in rows if in_thread(row)}
+    previous = previous_emails({row.enrollment_id for row in rows if row.id in threaded})
+    drafts = {}
+    for row in rows:
+        fields = {k: v for k, v in row._mapping.items() if k not in ("thread", "mailbox_id")}
+        settings = settings_of(row.instance_id)
+        if row.mailbox_id in mailboxes:
+            settings = settings.from_mailbox(mailboxes[row.mailbox_id])
+        drafts[row.id] = Draft(
+            **fields, settings=settings, threaded=row.id in threaded, previous=previous.get(row.enrollment_id)
+        )
+    return drafts
+
+
+def _mailboxes(ids: set[uuid.UUID]) -> dict[uuid.UUID, Mailbox]:
+    if not ids:
+        return {}
+    return {m.id: m for m in db.session.scalars(sa.select(Mailbox).where(one_of(Mailbox.id, list(ids))))}
 
 
 def prepare_deliveries(delivery_ids: list[uuid.UUID], drafts: dict[uuid.UUID, Draft] | None = None) -> list[Prepared]:
@@ -222,7 +295,7 @@ def prepare_deliveries(delivery_ids: list[uuid.UUID], drafts: dict[uuid.UUID, Dr
             draft.timezone,
         )
         try:
-            item.message, item.message_id, item.sender, item.subject = compose(draft)
+            item.message, item.message_id, item.sender, item.subject, item.references = compose(draft)
         except render.UnresolvedVariable as exc:
             missing = ", ".join(sorted(exc.names))
             item.problem = lifecycle.reason_text(lifecycle.Reason.MISSING_DATA, f"no value for {missing}")

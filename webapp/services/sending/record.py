@@ -81,6 +81,8 @@ _MARK_SQL = """
         UPDATE deliveries SET
             status = CASE WHEN id = :next_id THEN 'sending' ELSE :previous_status END,
             message_id = CASE WHEN id = :next_id THEN :message_id ELSE message_id END,
+            subject = CASE WHEN id = :next_id THEN :subject ELSE subject END,
+            thread_references = CASE WHEN id = :next_id THEN :references ELSE thread_references END,
             sent_at = CASE WHEN id = :previous_id AND :previous_status = 'sent' THEN :now ELSE sent_at END,
             updated_at = :now
         WHERE id IN (:next_id, :previous_id)
@@ -95,6 +97,8 @@ _MARK = (
         sa.bindparam("previous_id", type_=_deliveries.c.id.type),
         sa.bindparam("previous_status", type_=sa.String),
         sa.bindparam("message_id", type_=sa.String),
+        sa.bindparam("subject", type_=sa.String),
+        sa.bindparam("references", type_=sa.String),
         sa.bindparam("lease", type_=_deliveries.c.claimed_until.type),
         sa.bindparam("now", type_=_deliveries.c.updated_at.type),
     )
@@ -130,6 +134,8 @@ class Marker:
             "next_id": following.delivery_id if following else NO_DELIVERY,
             "lease": following.claimed_until if following else now,
             "message_id": following.message_id if following else None,
+            "subject": following.subject if following else None,
+            "references": following.references if following else None,
             "previous_id": previous_id,
             "previous_status": previous_status,
             "now": now,

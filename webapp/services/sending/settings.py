@@ -1,6 +1,7 @@
 """A campaign's effective settings: the workspace's sender defaults, overridden by the
 template's settings, overridden by the campaign's. The one place they are merged."""
 
+import dataclasses
 import functools
 import uuid
 from dataclasses import dataclass
@@ -26,6 +27,7 @@ class InvalidSettings(ValueError):
 class Sender:
     name: str
     address: str  # lower case
+    mailbox_id: uuid.UUID | None = None  # None: the default sender
 
     @property
     def domain(self) -> str:
@@ -39,6 +41,7 @@ class Effective:
     values: dict
     rules: policy.Rules
     sender: Sender
+    signature: str | None = None  # the sending mailbox's, added under each email
 
     @property
     def track_opens(self) -> bool:
@@ -55,6 +58,23 @@ class Effective:
     @property
     def task_auto_skip_hours(self) -> int | None:
         return self.values.get("task_auto_skip_hours")
+
+    @property
+    def mailbox_ids(self) -> tuple[uuid.UUID, ...]:
+        """The mailboxes the campaign sends from; none: the default sender (SMTP_* and MAIL_FROM)."""
+        return tuple(uuid.UUID(str(value)) for value in self.values.get("mailbox_ids") or ())
+
+    def from_mailbox(self, mailbox) -> "Effective":
+        """These settings for a send from `mailbox`: its address, and its cap, ramp-up and gap in
+        place of the campaign's (a mailbox's limits hold across every campaign using it)."""
+        ramp = None
+        if mailbox.ramp_start and mailbox.ramp_increase and mailbox.ramp_started_on:
+            ramp = (mailbox.ramp_start, mailbox.ramp_increase, mailbox.ramp_started_on)
+        rules = dataclasses.replace(
+            self.rules, daily_cap=mailbox.daily_cap, min_gap_seconds=mailbox.min_gap_seconds or None, ramp=ramp
+        )
+        sender = Sender(mailbox.from_name or self.sender.name, mailbox.from_email.lower(), mailbox.id)
+        return dataclasses.replace(self, rules=rules, sender=sender, signature=mailbox.signature)
 
 
 def merged_values(

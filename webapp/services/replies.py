@@ -1,0 +1,225 @@
+"""The Inbox: what the mailboxes heard (replies, out-of-office answers, and what matched nothing),
+the lead status a person gives a reply, and replies that came another way (phone, LinkedIn),
+marked by hand.
+
+How far a reply reaches (`reply_stops`, a workspace setting) is decided here, for both the
+replies read in the mailboxes and those marked by hand.
+"""
+
+import uuid
+from collections import Counter
+from datetime import datetime
+
+import sqlalchemy as sa
+from sqlalchemy.orm import aliased
+
+from webapp.extensions import db
+from webapp.models import (
+    CampaignEnrollment,
+    CampaignInstance,
+    CampaignTemplate,
+    Contact,
+    Delivery,
+    InboundMessage,
+    Mailbox,
+    SequenceStep,
+    Workspace,
+    utcnow,
+)
+from webapp.models.enums import DeliveryStatus, EventType, InboundKind, LeadStatus
+from webapp.services import events, lifecycle, workspaces
+from webapp.services.bulk import one_of
+from webapp.services.lookups import get_owned
+from webapp.services.sending.settings import merged_values, stop_on
+
+ANSWERS = (InboundKind.REPLY, InboundKind.AUTO_REPLY)
+MANUAL = "manual"
+
+
+def list_replies(
+    workspace: Workspace,
+    *,
+    kind: str | None = None,
+    lead_status: str | None = None,
+    instance_id: uuid.UUID | None = None,
+    matched: bool | None = None,
+    reply_id: uuid.UUID | None = None,
+    page: int = 1,
+    limit: int = 20,
+) -> tuple[list[sa.Row], int]:
+    """Messages read in the mailboxes, newest first, as (message, mailbox name, contact email,
+    campaign id, campaign name, step number) rows. By default the replies and auto-replies;
+    `kind` picks one kind (also `bounce` or `other`), `lead_status` one status (`none`: not set
+    yet), `matched` whether it answered a send of ours."""
+    step = aliased(SequenceStep)
+    query = (
+        sa.select(
+            InboundMessage,
+            Mailbox.name.label("mailbox_name"),
+            Contact.email.label("contact_email"),
+            CampaignInstance.id.label("instance_id"),
+            CampaignInstance.name.label("instance_name"),
+            step.position.label("step_number"),
+        )
+        .join(Mailbox, Mailbox.id == InboundMessage.mailbox_id)
+        .outerjoin(Contact, Contact.id == InboundMessage.contact_id)
+        .outerjoin(CampaignEnrollment, CampaignEnrollment.id == InboundMessage.enrollment_id)
+        .outerjoin(CampaignInstance, CampaignInstance.id == CampaignEnrollment.instance_id)
+        .outerjoin(Delivery, Delivery.id == InboundMessage.delivery_id)
+        .outerjoin(step, step.id == Delivery.step_id)
+        .where(InboundMessage.workspace_id == workspace.id)
+    )
+    if reply_id is not None:
+        query = query.where(InboundMessage.id == reply_id)
+    elif kind:
+        query = query.where(InboundMessage.kind == kind)
+    else:
+        query = query.where(InboundMessage.kind.in_(ANSWERS))
+    if lead_status == "none":
+        query = query.where(InboundMessage.lead_status.is_(None))
+    elif lead_status:
+        query = query.where(InboundMessage.lead_status == lead_status)
+    if instance_id is not None:
+        query = query.where(CampaignEnrollment.instance_id == instance_id)
+    if matched is not None:
+        query = query.where(
+            InboundMessage.enrollment_id.is_not(None) if matched else InboundMessage.enrollment_id.is_(None)
+        )
+    total = db.session.scalar(sa.select(sa.func.count()).select_from(query.order_by(None).subquery()))
+    rows = db.session.execute(
+        query.order_by(InboundMessage.received_at.desc(), InboundMessage.id).limit(limit).offset((page - 1) * limit)
+    ).all()
+    return rows, total
+
+
+def view(row: sa.Row) -> dict:
+    """A `list_replies` row as the API and the Inbox page show it."""
+    message = row.InboundMessage
+    return {
+        **{
+            name: getattr(message, name)
+            for name in ("id", "kind", "received_at", "from_email", "from_name", "subject", "snippet")
+        },
+        **{
+            name: getattr(message, name)
+            for name in ("lead_status", "bounce_type", "return_date", "mailbox_id", "contact_id", "enrollment_id")
+        },
+        "mailbox_name": row.mailbox_name,
+        "contact_email": row.contact_email,
+        "instance_id": row.instance_id,
+        "instance_name": row.instance_name,
+        "step_number": row.step_number,
+    }
+
+
+def get_reply(workspace: Workspace, reply_id: uuid.UUID) -> sa.Row:
+    rows, _ = list_replies(workspace, reply_id=reply_id)
+    if not rows:
+        get_owned(InboundMessage, workspace, reply_id)  # raises NotFound
+    return rows[0]
+
+
+def set_lead_status(workspace: Workspace, reply_id: uuid.UUID, lead_status: str | None) -> sa.Row:
+    """Give a reply a lead status (interested, not interested, meeting booked, wrong person), or
+    clear it with None. Commits."""
+    message = get_owned(InboundMessage, workspace, reply_id)
+    message.lead_status = LeadStatus(lead_status) if lead_status else None
+    db.session.commit()
+    return get_reply(workspace, reply_id)
+
+
+def lead_counts(workspace: Workspace, instance_id: uuid.UUID) -> dict[str, int]:
+    """How many of a campaign's replies have each lead status (contacts, not messages: a contact
+    counts once, with the status of their latest reply that has one)."""
+    rows = db.session.execute(
+        sa.select(InboundMessage.contact_id, InboundMessage.lead_status)
+        .join(CampaignEnrollment, CampaignEnrollment.id == InboundMessage.enrollment_id)
+        .where(
+            InboundMessage.workspace_id == workspace.id,
+            CampaignEnrollment.instance_id == instance_id,
+            InboundMessage.lead_status.is_not(None),
+        )
+        .order_by(InboundMessage.received_at)
+    ).all()
+    latest = {contact_id: status for contact_id, status in rows}
+    counts = Counter(latest.values())
+    return {status.value: counts.get(status.value, 0) for status in LeadStatus}
+
+
+def mark_replied(
+    workspace: Workspace, enrollment_id: uuid.UUID, *, actor: lifecycle.Actor, now: datetime | None = None
+) -> None:
+    """A person says the contact answered (by phone, on LinkedIn): a `replied` event on the last
+    step sent, the enrollment stops as replied, and the reply reaches as far as for one read in a
+    mailbox. InvalidTransition (409) when the enrollment is no longer live. Commits."""
+    now = now or utcnow()
+    enrollment = get_owned(CampaignEnrollment, workspace, enrollment_id)
+    # Whatever the campaign's stop rules: a person's word ends it. 409 unless live.
+    lifecycle.change_one(enrollment, "reply", actor=actor, reason=lifecycle.Reason.REPLIED, now=now)
+    last_step = db.session.scalar(
+        sa.select(Delivery.step_id)
+        .where(Delivery.enrollment_id == enrollment.id, Delivery.status == DeliveryStatus.SENT)
+        .order_by(Delivery.created_at.desc())
+        .limit(1)
+    )
+    events.record_event(
+        workspace,
+        enrollment=enrollment,
+        type=EventType.REPLIED,
+        provider=MANUAL,
+        provider_event_id=f"{MANUAL}:{enrollment.id}",
+        step_id=last_step,
+        occurred_at=now,
+        metadata={"marked_by": actor.value},
+        actor=actor,
+    )
+    stop_elsewhere(workspace, {enrollment.contact_id}, answered={enrollment.id}, now=now)
+    db.session.commit()
+
+
+def stop_elsewhere(
+    workspace: Workspace, contact_ids: set[uuid.UUID], *, answered: set[uuid.UUID], now: datetime
+) -> int:
+    """A reply also stops the contact's other live enrollments, as far as the workspace's
+    `reply_stops` says: `campaign` (only the one answered), `workspace` (every campaign, for that
+    contact) or `domain` (every contact at the same email domain). Each campaign's own stop rules
+    still decide: one that does not stop on replies goes on. Returns how many stopped; the caller
+    commits."""
+    reach = workspaces.reply_stops(workspace)
+    if not contact_ids or reach == workspaces.REPLY_STOPS_CAMPAIGN:
+        return 0
+    query = (
+        sa.select(
+            CampaignEnrollment.id,
+            CampaignInstance.settings.label("settings"),
+            CampaignTemplate.settings.label("template_settings"),
+        )
+        .join(Contact, Contact.id == CampaignEnrollment.contact_id)
+        .join(CampaignInstance, CampaignInstance.id == CampaignEnrollment.instance_id)
+        .join(CampaignTemplate, CampaignTemplate.id == CampaignInstance.template_id)
+        .where(Contact.workspace_id == workspace.id, CampaignEnrollment.status.in_(lifecycle.LIVE))
+    )
+    if reach == workspaces.REPLY_STOPS_DOMAIN:
+        emails = db.session.scalars(sa.select(Contact.email).where(one_of(Contact.id, contact_ids))).all()
+        domains = {address.rsplit("@", 1)[1] for address in emails if "@" in address}
+        query = query.where(sa.or_(*[Contact.email.like(f"%@{_like(domain)}", escape="\\") for domain in domains]))
+    else:
+        query = query.where(one_of(CampaignEnrollment.contact_id, contact_ids))
+    stop = [
+        row.id
+        for row in db.session.execute(query)
+        if row.id not in answered and "reply" in stop_on(merged_values(None, row.template_settings, row.settings))
+    ]
+    if stop:
+        lifecycle.change(
+            "reply",
+            actor=lifecycle.Actor.EVENT,
+            ids=stop,
+            reason=lifecycle.reason_text(lifecycle.Reason.REPLIED, "in another campaign"),
+            now=now,
+        )
+    return len(stop)
+
+
+def _like(value: str) -> str:
+    return value.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")

@@ -34,7 +34,9 @@ def statement_key(query) -> str:
     text = re.sub(r"SELECT (DISTINCT )?.*? FROM", r"SELECT \1… FROM", text)
     text = re.sub(r" SET .*? WHERE", " SET … WHERE", text)
     text = re.sub(r"(%\(\w+\)s(::\w+)?|\$\d+|__\[POSTCOMPILE_\w+\])(, (%\(\w+\)s(::\w+)?|\$\d+))*", "?", text)
-    text = re.sub(r"\((\w+(\.\w+)?(, )?)+\)", "(…)", text)
+    # Unambiguous (each name once, separators between): `(\w+(\.\w+)?(, )?)+` backtracked
+    # exponentially on "(a_long_name IS NULL" and took seconds per statement.
+    text = re.sub(r"\(\w+(?:\.\w+)?(?:, \w+(?:\.\w+)?)*(?:, )?\)", "(…)", text)
     return text[:120]
 
 
@@ -116,7 +118,8 @@ class Breakdown:
             try:
                 return execute(cursor, query, params, **kwargs)
             finally:
-                breakdown._record(statement_key(query), time.perf_counter() - start)
+                elapsed = time.perf_counter() - start  # before the label is made
+                breakdown._record(statement_key(query), elapsed)
 
         @contextmanager
         def timed_copy(cursor, statement, *args, **kwargs):
@@ -155,7 +158,8 @@ class Breakdown:
     def _after(self, conn, cursor, statement, parameters, context, executemany):
         start = conn.info.pop("_bench_t0", None)
         if self.active and start is not None:
-            self._record(statement_key(statement), time.perf_counter() - start)
+            elapsed = time.perf_counter() - start  # before the label is made
+            self._record(statement_key(statement), elapsed)
 
     @contextmanager
     def counting(self):

@@ -14,6 +14,7 @@ a timeout, and TLS verifies the certificate and host name unless the caller pass
 
 import base64
 import contextlib
+import functools
 import imaplib
 import logging
 import re
@@ -110,7 +111,7 @@ class ImapReader:
             return
         s = self.settings
         where = f"{s.host}:{s.port}"
-        context = self._ssl_context or ssl.create_default_context()
+        context = None if s.security == "none" else (self._ssl_context or _default_context())
         with self._errors(f"connecting to {where}"):
             if s.security == "ssl":
                 conn = imaplib.IMAP4_SSL(s.host, s.port, ssl_context=context, timeout=s.timeout)
@@ -306,6 +307,13 @@ class ImapReader:
         if isinstance(text, bytes):
             text = text.decode("utf-8", "replace")
         return self._redact(str(text))[:300]
+
+
+@functools.cache
+def _default_context() -> ssl.SSLContext:
+    """The system's trust store, loaded once per process (it takes tens of milliseconds, and a worker
+    logs in to every mailbox each INBOX_POLL_SECONDS)."""
+    return ssl.create_default_context()
 
 
 def check(settings: ImapSettings, *, ssl_context: ssl.SSLContext | None = None) -> None:

@@ -124,6 +124,8 @@ class Senders:
     def __init__(self):
         self._usages: dict[tuple, policy.SenderUsage] = {}
         self._mailboxes: dict[uuid.UUID, Mailbox | None] = {}
+        # A campaign's settings as each of its mailboxes: built once a batch, not once a contact.
+        self._as_mailbox: dict[tuple[int, uuid.UUID], tuple[Effective, Effective]] = {}
 
     def choose(
         self, settings: Effective, mailbox_id: uuid.UUID | None, now: datetime
@@ -131,14 +133,21 @@ class Senders:
         """(settings for the sender, its usage) at `now`, or the plan of a wait when no mailbox can send."""
         mailbox = self._mailbox(mailbox_id) if mailbox_id else None
         if mailbox is not None:
-            return self._unavailable(mailbox, now) or self._for(settings.from_mailbox(mailbox))
+            return self._unavailable(mailbox, now) or self._for(self._from(settings, mailbox))
         if not settings.mailbox_ids:
             return self._for(settings)
         candidates = [m for m in map(self._mailbox, settings.mailbox_ids) if m and not self._unavailable(m, now)]
         if not candidates:
             return policy.sender_unavailable(now, policy.Delay.NO_MAILBOX)
-        options = [self._for(settings.from_mailbox(m)) for m in candidates]
+        options = [self._for(self._from(settings, m)) for m in candidates]
         return min(options, key=lambda option: _fullness(*option, now))
+
+    def _from(self, settings: Effective, mailbox: Mailbox) -> Effective:
+        key = (id(settings), mailbox.id)
+        cached = self._as_mailbox.get(key)
+        if cached is None or cached[0] is not settings:  # the id of a settings object gone is reused
+            cached = self._as_mailbox[key] = (settings, settings.from_mailbox(mailbox))
+        return cached[1]
 
     def _unavailable(self, mailbox: Mailbox, now: datetime) -> policy.Plan | None:
         if mailbox.state == MailboxState.PAUSED:

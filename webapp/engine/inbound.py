@@ -238,7 +238,7 @@ def _as_bytes(raw) -> bytes:
 
 def _header_block(raw: bytes) -> bytes:
     """The header block of `raw`: everything before the first empty line, with its line ending."""
-    match = re.search(rb"\r?\n\r?\n", raw[:MAX_RAW_BYTES])
+    match = _BLANK_LINE.search(raw, 0, MAX_RAW_BYTES)
     return raw[: match.end()] if match else raw[:MAX_RAW_BYTES] + b"\n\n"
 
 
@@ -287,9 +287,12 @@ def _unfold(value) -> str:
     value = value[:_MAX_HEADER_CHARS]
     if _ESCAPED_BYTES.search(value):
         value = value.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
-    return re.sub(r"\r?\n[ \t]*", " ", value).strip()
+    return _FOLD.sub(" ", value).strip() if "\n" in value else value.strip()
 
 
+_BLANK_LINE = re.compile(rb"\r?\n\r?\n")
+_FOLD = re.compile(r"\r?\n[ \t]*")
+_TOKEN_END = re.compile(r"[\s;(]")
 _ESCAPED_BYTES = re.compile("[\udc80-\udcff]")  # 8-bit bytes, as surrogate escapes
 
 
@@ -329,6 +332,8 @@ def _decode_bytes(data: bytes, charset: str | None) -> str:
 
 def _line(value: str) -> str:
     """One line of display text: controls and invisible format characters out, whitespace collapsed."""
+    if value.isascii() and value.isprintable():  # most subjects and names: nothing to take out
+        return " ".join(value.split())
     return _WHITESPACE.sub(" ", _CONTROL.sub(" ", _INVISIBLE.sub("", value))).strip()
 
 
@@ -340,7 +345,7 @@ def _token(value: str | None) -> str:
     """The first word of a structured header value, lower-cased: ``auto-replied (vacation)`` -> ``auto-replied``."""
     if not value:
         return ""
-    return re.split(r"[\s;(]", value.strip(), maxsplit=1)[0].lower()
+    return _TOKEN_END.split(value.strip(), maxsplit=1)[0].lower()
 
 
 def _param(value: str | None, name: str) -> str | None:

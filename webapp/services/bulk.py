@@ -61,14 +61,12 @@ def _on_conflict(stmt, table, conflict, update):
 
 
 def _sqlite(table, rows, columns, conflict, returning, update) -> list[sa.Row]:
-    result: list[sa.Row] = []
-    chunk = max(1, SQLITE_MAX_VARIABLES // len(columns))
-    connection = db.session.connection()
-    for start in range(0, len(rows), chunk):
-        stmt = sqlite.insert(table).values(list(rows[start : start + chunk]))
-        stmt = _on_conflict(stmt, table, conflict, update).returning(*returning)
-        result.extend(connection.execute(stmt).all())
-    return result
+    # One statement, compiled once and cached; SQLAlchemy sends the rows as multi-row INSERTs
+    # ("insertmanyvalues"), in pages that stay under SQLite's limit on bound parameters.
+    stmt = _on_conflict(sqlite.insert(table), table, conflict, update).returning(*returning)
+    page = max(1, min(1000, SQLITE_MAX_VARIABLES // len(columns)))
+    stmt = stmt.execution_options(insertmanyvalues_page_size=page)
+    return list(db.session.connection().execute(stmt, list(rows)).all())
 
 
 def _copy_value(value):

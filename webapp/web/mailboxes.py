@@ -172,14 +172,11 @@ def new():
 def create():
     """Add a mailbox; errors come back beside their fields (422)."""
     _require_owner()
-    try:
-        mailbox = mailboxes.create_mailbox(current_workspace(), _submitted())
-    except ValidationFailed as exc:
-        return _form(None, _typed(), errors_by_field(exc.details) or {"__all__": [exc.message]}, 422)
-    except Conflict as exc:
-        return _form(None, _typed(), {"from_email": [exc.message]}, 422)
-    flash(f"Mailbox “{mailbox.name}” added. Check its connection to be sure it can send.", "success")
-    return hx_redirect(url_for("mailboxes.index", _anchor=f"mailbox-{mailbox.id}"))
+    return _save(
+        None,
+        lambda: mailboxes.create_mailbox(current_workspace(), _submitted()),
+        "Mailbox “{}” added. Check its connection to be sure it can send.",
+    )
 
 
 @bp.get("/<uuid:mailbox_id>/edit")
@@ -196,14 +193,24 @@ def update(mailbox_id: uuid.UUID):
     _require_owner()
     workspace = current_workspace()
     mailbox = mailboxes.get_mailbox(workspace, mailbox_id)
+    return _save(
+        mailbox,
+        lambda: mailboxes.update_mailbox(workspace, mailbox_id, _changes(mailbox, _submitted())),
+        "Mailbox “{}” saved.",
+    )
+
+
+def _save(mailbox, save, done: str):
+    """Run `save` (a create or an update); its errors come back beside their fields (422), a
+    taken address beside the address."""
     try:
-        mailbox = mailboxes.update_mailbox(workspace, mailbox_id, _changes(mailbox, _submitted()))
+        saved = save()
     except ValidationFailed as exc:
         return _form(mailbox, _typed(), errors_by_field(exc.details) or {"__all__": [exc.message]}, 422)
     except Conflict as exc:
         return _form(mailbox, _typed(), {"from_email": [exc.message]}, 422)
-    flash(f"Mailbox “{mailbox.name}” saved.", "success")
-    return hx_redirect(url_for("mailboxes.index", _anchor=f"mailbox-{mailbox.id}"))
+    flash(done.format(saved.name), "success")
+    return hx_redirect(url_for("mailboxes.index", _anchor=f"mailbox-{saved.id}"))
 
 
 # Actions from the list.

@@ -30,6 +30,7 @@ Decisions a caller relies on:
 
 import binascii
 import codecs
+import contextlib
 import datetime as dt
 import logging
 import quopri
@@ -298,6 +299,8 @@ _ESCAPED_BYTES = re.compile("[\udc80-\udcff]")  # 8-bit bytes, as surrogate esca
 
 def _decode_words(value: str) -> str:
     """Decode RFC 2047 encoded words; unknown charsets and broken encodings degrade to U+FFFD."""
+    if "=?" not in value:
+        return value
     return _ENCODED_WORD.sub(_decode_word, _BETWEEN_WORDS.sub(r"\1\2", value))
 
 
@@ -415,6 +418,14 @@ def _clean_address(value: str | None) -> str | None:
 def _date(value: str | None) -> dt.datetime | None:
     if not value:
         return None
+    common = _COMMON_DATE.fullmatch(value)
+    month = _MONTH_NUMBERS.get(common.group(2).lower()) if common is not None else None
+    if month is not None:  # "Tue, 3 Mar 2026 09:00:00 +0100": most mail, without the email package
+        day, _, year, hour, minute, second, sign, zone_h, zone_m = common.groups()
+        offset = dt.timedelta(minutes=(int(zone_h) * 60 + int(zone_m)) * (-1 if sign == "-" else 1))
+        with contextlib.suppress(ValueError, OverflowError):  # else as the email package reads it
+            local = dt.datetime(int(year), month, int(day), int(hour), int(minute), int(second or 0))
+            return (local - offset).replace(tzinfo=dt.UTC)
     try:
         parsed = parsedate_to_datetime(value)
     except (TypeError, ValueError, OverflowError, IndexError):
@@ -427,6 +438,18 @@ def _date(value: str | None) -> dt.datetime | None:
         return parsed.astimezone(dt.UTC)
     except (OverflowError, ValueError):
         return None
+
+
+_MONTH_NUMBERS = {
+    name: number
+    for number, name in enumerate(
+        ("jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec"), 1
+    )
+}
+_COMMON_DATE = re.compile(
+    r"\s*(?:[A-Za-z]{3},\s*)?(\d{1,2})\s+([A-Za-z]{3})\s+(\d{4})\s+(\d{1,2}):(\d{2})(?::(\d{2}))?\s+"
+    r"([+-])(\d{2})(\d{2})(?:\s*\([^()]*\))?\s*"
+)
 
 
 # Bodies ------------------------------------------------------------------------------------------

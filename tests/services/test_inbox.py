@@ -438,3 +438,19 @@ def test_an_untrusted_certificate_and_a_silent_server_are_named_and_the_worker_g
     shown = {m["from_email"]: m["imap"]["error"] for m in api.get("/mailboxes").get_json()["data"]}
     assert shown["ada@acme.test"].startswith("TLS handshake failed")
     assert shown["bo@acme.test"].startswith("timed out")
+
+
+def test_reply_stops_domain_never_reaches_everyone_at_a_free_mail_domain(
+    smtp_app, api, ada, mailbox, worker, auth_sink
+):
+    campaign(api, [ada], 3, steps=TWO_STEPS, domain="gmail.com")
+    with smtp_app.app_context():
+        workspaces.set_reply_stops(db.session.scalars(sa.select(Workspace)).one(), "domain")
+    worker.run_once(now=MONDAY)
+    mailbox.append(reply(sent(auth_sink)["person1@gmail.com"], "Sure, call me."))
+    worker.run_once(now=MONDAY + timedelta(hours=1))
+    assert {address: e.status for address, e in enrollments(smtp_app).items()} == {
+        "person0@gmail.com": "active",
+        "person1@gmail.com": "replied",
+        "person2@gmail.com": "active",
+    }

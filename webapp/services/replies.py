@@ -33,6 +33,15 @@ from webapp.services.lookups import get_owned
 from webapp.services.sending.settings import merged_values, stop_on
 
 ANSWERS = (InboundKind.REPLY, InboundKind.AUTO_REPLY)
+# Addresses anyone can have: a reply from one of them says nothing about the others at that domain.
+FREE_MAIL_DOMAINS = frozenset(
+    {
+        "gmail.com", "googlemail.com", "outlook.com", "hotmail.com", "hotmail.co.uk", "hotmail.fr", "live.com",
+        "msn.com", "yahoo.com", "yahoo.co.uk", "yahoo.fr", "ymail.com", "icloud.com", "me.com", "mac.com",
+        "aol.com", "gmx.de", "gmx.net", "gmx.com", "web.de", "t-online.de", "orange.fr", "free.fr", "laposte.net",
+        "proton.me", "protonmail.com", "zoho.com", "yandex.ru", "mail.ru", "qq.com", "163.com", "126.com",
+    }
+)  # fmt: skip
 MANUAL = "manual"
 
 
@@ -182,7 +191,8 @@ def stop_elsewhere(
 ) -> int:
     """A reply also stops the contact's other live enrollments, as far as the workspace's
     `reply_stops` says: `campaign` (only the one answered), `workspace` (every campaign, for that
-    contact) or `domain` (every contact at the same email domain). Each campaign's own stop rules
+    contact) or `domain` (every contact at the same email domain, unless it is a free-mail domain
+    such as gmail.com: then only that contact). Each campaign's own stop rules
     still decide: one that does not stop on replies goes on. Returns how many stopped; the caller
     commits."""
     reach = workspaces.reply_stops(workspace)
@@ -199,12 +209,14 @@ def stop_elsewhere(
         .join(CampaignTemplate, CampaignTemplate.id == CampaignInstance.template_id)
         .where(Contact.workspace_id == workspace.id, CampaignEnrollment.status.in_(lifecycle.LIVE))
     )
+    same_contact = one_of(CampaignEnrollment.contact_id, contact_ids)
     if reach == workspaces.REPLY_STOPS_DOMAIN:
         emails = db.session.scalars(sa.select(Contact.email).where(one_of(Contact.id, contact_ids))).all()
-        domains = {address.rsplit("@", 1)[1] for address in emails if "@" in address}
-        query = query.where(sa.or_(*[Contact.email.like(f"%@{_like(domain)}", escape="\\") for domain in domains]))
+        domains = {address.rsplit("@", 1)[1] for address in emails if "@" in address} - FREE_MAIL_DOMAINS
+        colleagues = [Contact.email.like(f"%@{_like(domain)}", escape="\\") for domain in sorted(domains)]
+        query = query.where(sa.or_(same_contact, *colleagues))
     else:
-        query = query.where(one_of(CampaignEnrollment.contact_id, contact_ids))
+        query = query.where(same_contact)
     stop = [
         row.id
         for row in db.session.execute(query)

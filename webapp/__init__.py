@@ -1,7 +1,9 @@
 """Drumbeat: sales-outreach campaigns. create_app() is the only entry point."""
 
+import contextlib
 import os
 import secrets
+import tempfile
 from pathlib import Path
 
 import sqlalchemy as sa
@@ -41,6 +43,23 @@ def create_app(config: type[Config] | dict | None = None) -> Flask:
     return app
 
 
+def generated_once(path: Path, generate) -> str:
+    """The value kept in `path` (mode 0600), made by `generate` by the first process to get there.
+    It is written to a temporary file and hard-linked into place, so processes starting together
+    (gunicorn's workers, several `flask worker`s) all read the same, complete value."""
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+        try:
+            with os.fdopen(fd, "w") as handle:
+                handle.write(generate())
+            with contextlib.suppress(FileExistsError):  # another process was first: its value holds
+                os.link(temporary, path)
+        finally:
+            os.unlink(temporary)
+    return path.read_text().strip()
+
+
 def _ensure_instance_secrets(app: Flask) -> None:
     """Without SECRET_KEY or ENCRYPTION_KEY, use one generated once and kept in instance/ (mode 0600)."""
     from cryptography.fernet import Fernet
@@ -51,13 +70,7 @@ def _ensure_instance_secrets(app: Flask) -> None:
     ):
         if app.config.get(name):
             continue
-        path = Path(app.instance_path) / filename
-        if not path.exists():
-            path.parent.mkdir(parents=True, exist_ok=True)
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-            with os.fdopen(fd, "w") as handle:
-                handle.write(generate())
-        app.config[name] = path.read_text().strip()
+        app.config[name] = generated_once(Path(app.instance_path) / filename, generate)
     from webapp.crypto import check_keys
 
     check_keys(app.config["ENCRYPTION_KEY"])  # a wrong key stops the start, not the first send

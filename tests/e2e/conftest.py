@@ -105,15 +105,15 @@ def chromium_path(request) -> str:
             print(f"\n[e2e] {message}", flush=True)
 
     path = ensure_chromium(announce)
-    if path is None:
-        pytest.skip(f"chromium not available: {said[-1] if said else CHROMIUM + ' is missing'}")
+    if path is None:  # a browser test that does not run proves nothing: fail, saying why
+        pytest.fail(f"chromium not available: {said[-1] if said else CHROMIUM + ' is missing'}")
     return path
 
 
 @pytest.fixture(scope="session")
 def browser(chromium_path):
     if sync_playwright is None:
-        pytest.skip("playwright is not installed (pip install -r requirements-dev.txt); chromium not driven")
+        pytest.fail("playwright is not installed (pip install -r requirements-dev.txt); chromium not driven")
     with sync_playwright() as playwright:
         chromium = launch_chromium(playwright, chromium_path)
         yield chromium

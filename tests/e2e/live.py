@@ -6,14 +6,14 @@ Chromium that Debian's `chromium` package puts at /usr/bin/chromium.
 """
 
 import contextlib
-import fcntl
 import os
-import subprocess
 import threading
 from collections.abc import Callable, Iterator
 
 from flask import Flask
 from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
+
+from tests.apt import ensure_package
 
 CHROMIUM = "/usr/bin/chromium"
 # Without the networking flags Chromium phones home at start, which this machine's network refuses.
@@ -26,7 +26,6 @@ CHROMIUM_ARGS = [
     "--no-first-run",
     "--disable-quic",
 ]
-INSTALL_LOCK = "/tmp/drumbeat-e2e-chromium.lock"
 
 
 def chromium_installed() -> bool:
@@ -34,42 +33,13 @@ def chromium_installed() -> bool:
 
 
 def ensure_chromium(announce: Callable[[str], None] = print) -> str | None:
-    """The path of Debian's Chromium, installed with apt-get when missing and we are root.
-
-    Returns None, after saying why, when it is still not there. A lock keeps parallel test
-    processes from running apt-get at the same time; the second one finds it installed.
-    """
-    if chromium_installed():
-        return CHROMIUM
-    if os.geteuid() != 0:
-        announce(f"{CHROMIUM} is missing and this is not root: cannot apt-get install chromium.")
+    """The path of Debian's Chromium, installed with apt-get when missing and we are root; None,
+    after saying why, when it is still not there."""
+    problem = ensure_package("chromium", chromium_installed, announce)
+    if problem is not None:
+        announce(problem)
         return None
-    with open(INSTALL_LOCK, "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        if chromium_installed():
-            return CHROMIUM
-        announce(f"{CHROMIUM} is missing: running `apt-get update && apt-get install -y chromium` (once)...")
-        env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-        try:
-            result = subprocess.run(
-                "apt-get update -qq && apt-get install -y -qq chromium",
-                shell=True,
-                env=env,
-                capture_output=True,
-                text=True,
-                timeout=1200,
-                check=False,
-            )
-        except (OSError, subprocess.TimeoutExpired) as exc:
-            announce(f"apt-get install chromium failed: {exc}")
-            return None
-        if result.returncode != 0:
-            tail = (result.stderr or result.stdout).strip().splitlines()[-3:]
-            announce(f"apt-get install chromium failed ({result.returncode}): {' / '.join(tail)}")
-    if chromium_installed():
-        announce(f"Installed Debian's chromium at {CHROMIUM}.")
-        return CHROMIUM
-    return None
+    return CHROMIUM
 
 
 def launch_chromium(playwright, executable_path: str = CHROMIUM):

@@ -34,7 +34,7 @@ from webapp.schemas.events import EventIn
 from webapp.services import lifecycle
 from webapp.services.bulk import bulk_insert, dialect_name, one_of
 from webapp.services.contacts import suppress_contacts
-from webapp.services.sending.settings import merged_values, stop_on
+from webapp.services.sending.settings import campaign_stop_on
 
 UNIQUE_TYPES = (EventType.OPENED, EventType.CLICKED)
 STOPPING_TYPES = (EventType.REPLIED, EventType.BOUNCED, EventType.UNSUBSCRIBED, EventType.COMPLAINED)
@@ -404,7 +404,7 @@ def _apply(workspace: Workspace, stopping: list[dict], actor: lifecycle.Actor = 
         .where(one_of(CampaignEnrollment.id, {row["enrollment_id"] for row in stopping}))
     )
     enrollments = {
-        enrollment_id: (contact_id, stop_on(merged_values(None, template_settings, instance_settings)))
+        enrollment_id: (contact_id, campaign_stop_on(template_settings, instance_settings))
         for enrollment_id, contact_id, instance_settings, template_settings in db.session.execute(query)
     }
     stops: dict[uuid.UUID, str] = {}  # enrollment -> transition

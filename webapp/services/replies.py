@@ -30,7 +30,7 @@ from webapp.models.enums import DeliveryStatus, EventType, InboundKind, LeadStat
 from webapp.services import events, lifecycle, workspaces
 from webapp.services.bulk import one_of
 from webapp.services.lookups import get_owned
-from webapp.services.sending.settings import merged_values, stop_on
+from webapp.services.sending.settings import campaign_stop_on
 
 ANSWERS = (InboundKind.REPLY, InboundKind.AUTO_REPLY)
 # Addresses anyone can have: a reply from one of them says nothing about the others at that domain.
@@ -220,7 +220,7 @@ def stop_elsewhere(
     stop = [
         row.id
         for row in db.session.execute(query)
-        if row.id not in answered and "reply" in stop_on(merged_values(None, row.template_settings, row.settings))
+        if row.id not in answered and "reply" in campaign_stop_on(row.template_settings, row.settings)
     ]
     if stop:
         lifecycle.change(

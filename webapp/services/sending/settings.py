@@ -92,6 +92,12 @@ def stop_on(values: dict) -> frozenset[str]:
     return frozenset(DEFAULT_STOP_ON if chosen is None else chosen)
 
 
+def campaign_stop_on(template_settings: dict | None, instance_settings: dict | None) -> frozenset[str]:
+    """What ends a campaign's enrollments early: its own stop rules over its template's (the
+    workspace has none). Event intake and the reach of a reply both ask this."""
+    return stop_on(merged_values(None, template_settings, instance_settings))
+
+
 def merge(workspace_settings: dict | None, template_settings: dict | None, instance_settings: dict | None) -> Effective:
     """The effective settings from the three levels. The sender's day is counted in the
     workspace's time zone (see engine/policy.py). Raises InvalidSettings for stored values the

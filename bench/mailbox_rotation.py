@@ -32,8 +32,6 @@ import argparse
 import cProfile
 import logging
 import os
-import smtplib
-import socket
 import tempfile
 import time
 import warnings
@@ -44,8 +42,9 @@ from aiosmtpd.controller import Controller
 
 from bench.common import cleanup, dispose, load_average, make_persona, median, print_header, stopwatch
 from bench.mail_setup import add_mailbox, fingerprint, fresh_app, mailbox_campaign, profile_report, scratch_database
+from bench.smtp_send import free_port, raw_rate
 from tests.smtp_sink import AuthSink
-from webapp.engine.mailer import SmtpTransport, build_message, make_message_id
+from webapp.engine.mailer import SmtpTransport
 
 TARGET_RATIO = 0.9
 CODE = [
@@ -63,33 +62,6 @@ def quiet_aiosmtpd() -> None:
     """No warning per connection about AUTH without TLS: that is the benchmark's choice."""
     warnings.filterwarnings("ignore", message="Requiring AUTH while not requiring TLS")
     logging.getLogger("mail.log").setLevel(logging.ERROR)
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def raw_rate(port: int, n: int) -> float:
-    """Pre-built messages over one logged-in smtplib connection."""
-    messages = [
-        build_message(
-            from_addr=("Rep0 at Acme", "rep0@acme.test"),
-            to_addr=f"person{i}@example.com",
-            subject=f"Quick question, Person{i}",
-            text=f"Hi Person{i},\n\nDo you have 15 minutes this week?",
-            html=f"<p>Hi Person{i},</p><p>Do you have 15 minutes this week?</p>",
-            message_id=make_message_id(f"raw-{i}", "acme.test"),
-            unsubscribe_url=f"https://example.com/u/{i}",
-        )
-        for i in range(n)
-    ]
-    with stopwatch() as elapsed, smtplib.SMTP("127.0.0.1", port, local_hostname="localhost") as smtp:
-        smtp.login("rep0", LOGINS["rep0"])
-        for i, message in enumerate(messages):
-            smtp.sendmail("rep0@acme.test", [f"person{i}@example.com"], message)
-    return n / elapsed()
 
 
 def worker_rate(
@@ -163,7 +135,7 @@ def main() -> None:
             # Untimed warm-up: the first run in a process pays for imports and statement caches.
             worker_rate(url, port, sink, min(200, args.messages), 5)
             for rep in range(args.repeat):
-                raw = raw_rate(port, args.messages)
+                raw = raw_rate(port, args.messages, sender="rep0@acme.test", login=("rep0", LOGINS["rep0"]))
                 sink.received.clear()
                 rates, cpus, spread = {}, {}, {}
                 for count in (1, 5) if rep % 2 == 0 else (5, 1):

@@ -146,19 +146,32 @@ def test_headers_come_without_the_body_with_the_full_size_and_leave_messages_uns
     assert "\\Seen" not in mailbox.flags(uid)
 
 
-def test_a_body_is_fetched_whole_and_leaves_the_message_unseen(mailbox):
-    raw = message("Re: pricing", body="What does the pro plan cost?\r\n")
-    uid = mailbox.append(raw)
+def test_bodies_are_fetched_whole_and_leave_the_messages_unseen(mailbox):
+    raws = [message("Re: pricing", body="What does the pro plan cost?\r\n"), message("Re: demo", body="Tuesday?\r\n")]
+    uids = [mailbox.append(raw) for raw in raws]
     with reader_for(mailbox) as reader:
-        assert reader.body(uid) == raw
-    assert "\\Seen" not in mailbox.flags(uid)
+        sizes = {f.uid: f.size for f in reader.headers(uids)}
+        assert reader.bodies(sizes) == dict(zip(uids, raws, strict=True))
+    assert all("\\Seen" not in mailbox.flags(uid) for uid in uids)
+
+
+def test_bodies_come_in_chunks_of_at_most_the_chunk_size(mailbox):
+    raws = [message(f"n{n}", body=f"{n}" * 3000 + "\r\n") for n in range(5)]
+    uids = [mailbox.append(raw) for raw in raws]
+    with reader_for(mailbox) as reader:
+        sizes = {f.uid: f.size for f in reader.headers(uids)}
+        commands = []
+        send = reader._conn.uid
+        reader._conn.uid = lambda *args: commands.append(args) or send(*args)
+        assert reader.bodies(sizes, chunk_bytes=2 * max(sizes.values())) == dict(zip(uids, raws, strict=True))
+    assert len(commands) == 3  # 2 + 2 + 1 messages
 
 
 def test_a_message_already_seen_stays_seen(mailbox):
     uid = mailbox.append(message("read on the phone"), flags=("\\Seen",))
     with reader_for(mailbox) as reader:
-        reader.headers_since(0)
-        reader.body(uid)
+        (fetched,) = reader.headers_since(0)
+        reader.bodies({uid: fetched.size})
     assert "\\Seen" in mailbox.flags(uid)
 
 
@@ -166,8 +179,21 @@ def test_a_body_larger_than_the_limit_is_not_fetched(mailbox):
     raw = message("big attachment", body="x" * 2000 + "\r\n")
     uid = mailbox.append(raw)
     with reader_for(mailbox) as reader:
-        assert reader.body(uid, max_bytes=len(raw) - 1) is None
-        assert reader.body(uid, max_bytes=len(raw)) == raw
+        assert reader.bodies({uid: len(raw)}, max_bytes=len(raw) - 1) == {}
+        assert reader.bodies({uid: len(raw)}, max_bytes=len(raw)) == {uid: raw}
+
+
+def test_only_the_asked_header_fields_are_fetched(mailbox):
+    raw = message("Re: quick question", body="Yes please.\r\n")
+    uid = mailbox.append(raw)
+    with reader_for(mailbox) as reader:
+        (fetched,) = reader.headers([uid], fields=("subject", "message-id"))
+        with pytest.raises(ValueError):
+            reader.headers([uid], fields=("subject)] BODY[",))
+    lines = [line for line in fetched.headers.split(b"\r\n") if line]
+    assert sorted(line.split(b":")[0].lower() for line in lines) == [b"message-id", b"subject"]
+    assert b"Subject: Re: quick question" in lines
+    assert fetched.size == len(raw)
 
 
 def test_the_beginnings_of_several_messages_come_in_one_fetch_and_leave_them_unseen(mailbox):
@@ -180,10 +206,10 @@ def test_the_beginnings_of_several_messages_come_in_one_fetch_and_leave_them_uns
     assert all("\\Seen" not in mailbox.flags(uid) for uid in uids)
 
 
-def test_the_body_of_a_message_that_does_not_exist_is_none(mailbox):
+def test_the_body_of_a_message_that_does_not_exist_is_left_out(mailbox):
     uid = mailbox.append(message("only one"))
     with reader_for(mailbox) as reader:
-        assert reader.body(uid + 1) is None
+        assert reader.bodies({uid + 1: 100}) == {}
 
 
 def test_uidvalidity_is_stable_across_connections(mailbox):

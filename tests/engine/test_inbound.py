@@ -11,7 +11,15 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from webapp.engine.inbound import SNIPPET_CHARS, Inbound, Kind, classify, looks_like_bounce, strip_quoted
+from webapp.engine.inbound import (
+    HEADER_FIELDS,
+    SNIPPET_CHARS,
+    Inbound,
+    Kind,
+    classify,
+    looks_like_bounce,
+    strip_quoted,
+)
 
 MAIL = Path(__file__).parent / "mail"
 FIXTURES = sorted(path.name for path in MAIL.glob("*.eml"))
@@ -252,6 +260,29 @@ def test_the_header_block_alone_gives_the_same_kind_without_details(name):
     )
     assert (alone.snippet, alone.status, alone.return_date) == ("", None, None)
     assert classify(raw, headers_only=True) == alone
+
+
+def only_fields(block: bytes, names) -> bytes:
+    """The header lines (with their continuations) named `names`, as IMAP's HEADER.FIELDS gives them."""
+    lines = list(re.finditer(rb"^([^\s:]+)[ \t]*:.*(?:\r?\n[ \t].*)*\r?\n", block, re.MULTILINE))
+    assert lines, "no header lines"
+    return b"".join(m.group(0) for m in lines if m.group(1).decode().lower() in names) + b"\r\n"
+
+
+@pytest.mark.parametrize("name", FIXTURES)
+def test_the_header_fields_a_reader_fetches_give_the_same_answer_as_the_whole_block(name):
+    block = header_block(load(name))
+    fields = only_fields(block, HEADER_FIELDS)
+    assert len(fields) < len(block)
+    assert classify(fields, headers_only=True) == classify(block, headers_only=True)
+
+
+def test_reading_a_header_left_out_of_the_fields_fails_loudly():
+    from webapp.engine import inbound
+
+    block = inbound._HeaderBlock(b"Subject: hi\r\n\r\n")
+    with pytest.raises(KeyError, match="HEADER_FIELDS"):
+        inbound._header(block, "x-something-new")
 
 
 @pytest.mark.parametrize("name", FIXTURES)

@@ -175,16 +175,22 @@ class ImapReader:
         self._expect_ok(typ, data, "UID FETCH")
         return sorted({uid for uid, _, _ in _parse_fetch(data) if uid > last_uid})
 
-    def headers(self, uids: list[int]) -> list[Fetched]:
+    def headers(self, uids: list[int], *, fields: tuple[str, ...] = ()) -> list[Fetched]:
         """Headers and size of the messages `uids` (ascending, from `uids_since`), oldest first;
-        those expunged meanwhile are left out."""
+        those expunged meanwhile are left out. `fields`: only these headers (names of printable
+        ASCII), not the whole header block."""
         self._require_open()
         if not uids:
             return []
+        section = "HEADER"
+        if fields:
+            if not all(_FIELD_NAME.fullmatch(name) for name in fields):
+                raise ValueError(f"not header names: {fields!r}")
+            section = f"HEADER.FIELDS ({' '.join(fields).upper()})"
         # New messages only ever get higher UIDs, so this range holds exactly the chosen ones (minus
         # any expunged meanwhile).
         with self._errors("fetching headers"):
-            typ, data = self._conn.uid("FETCH", f"{uids[0]}:{uids[-1]}", "(UID RFC822.SIZE BODY.PEEK[HEADER])")
+            typ, data = self._conn.uid("FETCH", f"{uids[0]}:{uids[-1]}", f"(UID RFC822.SIZE BODY.PEEK[{section}])")
         self._expect_ok(typ, data, "UID FETCH")
         wanted = set(uids)
         found = {
@@ -194,28 +200,26 @@ class ImapReader:
         }
         return [found[uid] for uid in sorted(found)]
 
-    def body(self, uid: int, *, max_bytes: int = 5 * 1024 * 1024, size: int | None = None) -> bytes | None:
-        """The whole message (headers and body) as the server stores it, without marking it \\Seen.
-
-        None when it is larger than `max_bytes` (by RFC822.SIZE, before downloading anything) or no
-        longer exists (expunged). `size`: its RFC822.SIZE when known already (from `headers`).
-        """
+    def bodies(self, sizes: dict[int, int], *, max_bytes: int = 5 * 1024 * 1024, chunk_bytes: int = 16 * 1024 * 1024):
+        """The whole messages `sizes` names (UID: its RFC822.SIZE, from `headers`), without marking
+        them \\Seen, in as few round trips as `chunk_bytes` allows. Messages larger than `max_bytes`
+        are not downloaded; they and the messages expunged meanwhile are left out."""
         self._require_open()
-        if not 0 < uid <= MAX_UID:
-            raise ValueError(f"not a UID: {uid}")
-        if size is None:
-            with self._errors("reading a message's size"):
-                typ, data = self._conn.uid("FETCH", str(uid), "(UID RFC822.SIZE)")
-            self._expect_ok(typ, data, "UID FETCH")
-            sizes = [items.get(b"RFC822.SIZE") for found, items, _ in _parse_fetch(data) if found == uid]
-            size = next((s for s in sizes if s is not None), None)
-        if size is None or size > max_bytes:
-            return None
-        with self._errors("fetching a message"):
-            typ, data = self._conn.uid("FETCH", str(uid), "(UID BODY.PEEK[])")
-        self._expect_ok(typ, data, "UID FETCH")
-        bodies = [literal for found, _, literal in _parse_fetch(data) if found == uid and literal is not None]
-        return bodies[0] if bodies else None
+        wanted = sorted(uid for uid, size in sizes.items() if 0 < uid <= MAX_UID and size <= max_bytes)
+        found: dict[int, bytes] = {}
+        chunk: list[int] = []
+        total = 0
+        for position, uid in enumerate(wanted):
+            chunk.append(uid)
+            total += sizes[uid]
+            if total >= chunk_bytes or position == len(wanted) - 1:
+                with self._errors("fetching messages"):
+                    typ, data = self._conn.uid("FETCH", ",".join(map(str, chunk)), "(UID BODY.PEEK[])")
+                self._expect_ok(typ, data, "UID FETCH")
+                wanted_here = set(chunk)
+                found |= {u: lit for u, _, lit in _parse_fetch(data) if u in wanted_here and lit is not None}
+                chunk, total = [], 0
+        return found
 
     def beginnings(self, uids: list[int], *, max_bytes: int = 8192) -> dict[int, bytes]:
         """The first `max_bytes` of each message (its headers and the start of its body) in one
@@ -359,6 +363,9 @@ def _parse_fetch(data) -> list[tuple[int, dict[bytes, int], bytes | None]]:
             items[b"RFC822.SIZE"] = int(size.group(1))
         parsed.append((items[b"UID"], items, literal))
     return parsed
+
+
+_FIELD_NAME = re.compile(r"[!-9;-~]+")
 
 
 def _mailbox_name(name: str) -> str:

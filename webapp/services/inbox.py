@@ -158,7 +158,7 @@ def _read(mailbox: Mailbox, reader: imap.ImapReader, now: datetime, report: Read
         last_uid, since = 0, mailbox.created_at - HISTORY
     uids = reader.uids_since(last_uid)  # listed once: a backlog is then fetched chunk by chunk
     for start in range(0, len(uids), BATCH):
-        fetched = reader.headers(uids[start : start + BATCH])
+        fetched = reader.headers(uids[start : start + BATCH], fields=inbound.HEADER_FIELDS)
         if fetched:
             _Batch(workspace, mailbox, reader, now, since).run(fetched, report)
         last_uid = uids[min(start + BATCH, len(uids)) - 1]
@@ -209,9 +209,7 @@ class _Batch:
         if self.since is not None:
             messages = [m for m in messages if m.info.date is None or _aware(m.info.date) >= self.since]
         self._match(messages, by_address=True)
-        for message in messages:
-            if message.matched or message.info.bounce_hint:
-                self._read_body(message)
+        self._read_bodies([m for m in messages if m.matched or m.info.bounce_hint])
         self._match([m for m in messages if not m.matched and m.info.kind == inbound.Kind.BOUNCE], by_address=False)
         # An answer from someone we never wrote to gets its snippet; newsletters and the like do not.
         answers = (inbound.Kind.REPLY, inbound.Kind.AUTO_REPLY)
@@ -293,12 +291,14 @@ class _Batch:
                 snippet = inbound.classify(beginnings[message.uid]).snippet
                 message.info = dataclasses.replace(message.info, snippet=snippet)
 
-    def _read_body(self, message: _Message) -> None:
-        raw = self.reader.body(message.uid, max_bytes=MAX_BODY_BYTES, size=message.size)
-        if raw is None:  # too large, or expunged meanwhile: the headers stay what we know
-            message.body_skipped = True
-            return
-        message.info = inbound.classify(raw)
+    def _read_bodies(self, messages: list[_Message]) -> None:
+        bodies = self.reader.bodies({m.uid: m.size for m in messages}, max_bytes=MAX_BODY_BYTES)
+        for message in messages:
+            raw = bodies.get(message.uid)
+            if raw is None:  # too large, or expunged meanwhile: the headers stay what we know
+                message.body_skipped = True
+            else:
+                message.info = inbound.classify(raw)
 
     # -- storing and applying ----------------------------------------------------------------------
 

@@ -15,7 +15,9 @@ from sqlalchemy.dialects import postgresql, sqlite
 from webapp.extensions import db
 
 SQLITE_MAX_VARIABLES = 32_000
-SMALL_BATCH = 200
+# Up to this many values (rows x columns) a multi-row INSERT beats COPY; above it, compiling and
+# binding thousands of parameters costs more than COPY's extra round trips.
+SMALL_BATCH_VALUES = 400
 
 
 def dialect_name() -> str:
@@ -41,12 +43,13 @@ def bulk_insert(
     """INSERT `rows` into `table`; rows that hit the `conflict` key are skipped, or updated
     with `update(table.c, excluded)` when given. Returns the `returning` columns of the rows
     inserted (and updated). Rows must all have the same keys and not repeat a conflict key.
+    Without `conflict` columns, a row that repeats any unique key of the table is skipped.
     """
     if not rows:
         return []
     columns = list(rows[0].keys())
     if dialect_name() == "postgresql":
-        if len(rows) <= SMALL_BATCH:
+        if len(rows) * len(columns) <= SMALL_BATCH_VALUES:
             # One multi-row INSERT is one round trip; COPY through a temp table costs three more.
             stmt = _on_conflict(postgresql.insert(table).values(list(rows)), table, conflict, update)
             return list(db.session.connection().execute(stmt.returning(*returning)).all())
@@ -55,8 +58,8 @@ def bulk_insert(
 
 
 def _on_conflict(stmt, table, conflict, update):
-    if update is None:
-        return stmt.on_conflict_do_nothing(index_elements=list(conflict))
+    if update is None:  # no `conflict` columns: any unique key that a row repeats skips it
+        return stmt.on_conflict_do_nothing(index_elements=list(conflict) or None)
     return stmt.on_conflict_do_update(index_elements=list(conflict), set_=update(table.c, stmt.excluded))
 
 

@@ -30,7 +30,6 @@ from datetime import UTC, date, datetime, timedelta
 
 import sqlalchemy as sa
 from flask import current_app
-from sqlalchemy.dialects import postgresql, sqlite
 
 from webapp.crypto import SecretUnreadable
 from webapp.engine import imap, inbound, policy
@@ -47,7 +46,7 @@ from webapp.models import (
 )
 from webapp.models.enums import DeliveryStatus, EventType, InboundKind
 from webapp.services import events, lifecycle, mailboxes, replies
-from webapp.services.bulk import dialect_name, one_of
+from webapp.services.bulk import bulk_insert, one_of
 
 log = logging.getLogger("drumbeat.inbox")
 
@@ -307,12 +306,9 @@ class _Batch:
         first are left out. Returns the new rows' ids with their messages."""
         if not messages:
             return []
-        rows = [self._row(m) for m in messages]
         table = InboundMessage.__table__
-        insert = postgresql.insert if dialect_name() == "postgresql" else sqlite.insert
-        # One statement compiled once, its rows sent in as few round trips as the driver allows.
-        stmt = insert(table).on_conflict_do_nothing().returning(table.c.id, table.c.uid)
-        new = {row.uid: row.id for row in db.session.connection().execute(stmt, rows)}
+        rows = [self._row(m) for m in messages]
+        new = {row.uid: row.id for row in bulk_insert(table, rows, conflict=(), returning=(table.c.id, table.c.uid))}
         return [(new[m.uid], m) for m in messages if m.uid in new]
 
     def _row(self, message: _Message) -> dict:

@@ -32,7 +32,7 @@ from webapp.crypto import SecretUnreadable
 from webapp.engine import mailer
 from webapp.extensions import db
 from webapp.models import Mailbox, utcnow
-from webapp.services import imports, inbox, mailboxes, tasks
+from webapp.services import imports, inbox, instances, mailboxes, tasks
 from webapp.services.idempotency import prune_idempotency_keys
 from webapp.services.inbox import ReadReport
 from webapp.services.sending.claim import ClaimReport, claim_due_work
@@ -66,6 +66,7 @@ class RunReport:
     reaped: int = 0  # expired leases whose message was in flight: now unknown
     released: int = 0  # expired leases never tried: back in the queue
     skipped_tasks: int = 0
+    launched: int = 0  # drafts whose scheduled launch time came
     imports: int = 0
     inbox: ReadReport | None = None  # mailboxes read in this run, when any were due
     paused: bool = False
@@ -132,6 +133,7 @@ class Worker:
                 reaped = reap_expired_claims(now)
                 report.reaped, report.released = reaped.unknown, reaped.released
                 report.skipped_tasks = tasks.skip_overdue_tasks(now)
+                report.launched = instances.launch_scheduled(now)
                 while not self.stopping and (import_id := imports.claim_next_import()):
                     imports.process_import(import_id)  # large CSV files, chunk by chunk
                     report.imports += 1

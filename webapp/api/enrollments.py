@@ -116,6 +116,22 @@ def delete_enrollment(enrollment_id: uuid.UUID):
 
 @operation(
     bp,
+    "POST",
+    "/enrollments/<uuid:enrollment_id>/skip-wait",
+    summary="Make an enrollment's next step due now",
+    tag=TAG,
+    response=EnrollmentOut,
+    extra_errors=(409,),
+)
+def skip_wait(enrollment_id: uuid.UUID):
+    """Skips the step's delay (or an out-of-office wait): the next step goes at the worker's next
+    run, within the campaign's send window, caps and gaps. 409 unless the enrollment is active
+    and waiting on a time."""
+    return enrollments.skip_wait(g.workspace, enrollment_id, actor=lifecycle.Actor.API)
+
+
+@operation(
+    bp,
     "GET",
     "/enrollments/<uuid:enrollment_id>/events",
     summary="An enrollment's events",

@@ -8,7 +8,7 @@ from webapp.api import bp
 from webapp.api.base import Page, operation
 from webapp.extensions import limiter
 from webapp.schemas.analytics import PerformanceOut
-from webapp.schemas.instances import InstanceIn, InstanceOut, InstanceQuery, InstanceStatusIn
+from webapp.schemas.instances import InstanceIn, InstanceOut, InstanceQuery, InstanceUpdateIn
 from webapp.schemas.tasks import ResolveDeliveriesOut, ResolveDeliveryIn, ScheduleList, ScheduleQuery
 from webapp.services import analytics, instances, lifecycle, schedule
 from webapp.services.sending import deliveries
@@ -57,16 +57,18 @@ def get_instance(instance_id: uuid.UUID):
     bp,
     "PATCH",
     "/instances/<uuid:instance_id>",
-    summary="Change a campaign's status",
+    summary="Edit, schedule, launch, pause, resume or complete a campaign",
     tag=TAG,
-    body=InstanceStatusIn,
+    body=InstanceUpdateIn,
     response=InstanceOut,
-    extra_errors=(409,),
+    extra_errors=(404, 409),
 )
-def update_instance_status(instance_id: uuid.UUID, body: InstanceStatusIn):
-    """draft -> active (launch) -> paused <-> active -> completed; draft -> completed (cancel).
-    An invalid transition is a 409 whose message lists the allowed ones."""
-    return instances.change_instance_status(g.workspace, instance_id, body.status, actor=lifecycle.Actor.API)
+def update_instance(instance_id: uuid.UUID, body: InstanceUpdateIn):
+    """Only the fields given change. Status: draft -> active (launch) -> paused <-> active ->
+    completed; draft -> completed (cancel); an invalid transition is a 409 whose message lists the
+    allowed ones. Settings that would leave the campaign unable to send are refused; a change of
+    timing re-plans the waiting enrollments at once."""
+    return instances.update_instance(g.workspace, instance_id, body, actor=lifecycle.Actor.API)
 
 
 @operation(

@@ -111,3 +111,18 @@ def list_deliveries(query: DeliveryQuery):
 )
 def resolve_delivery(delivery_id: uuid.UUID, body: ResolveDeliveryIn):
     return deliveries.resolve_unknown_delivery(g.workspace, delivery_id, sent=body.sent, actor=lifecycle.Actor.API)
+
+
+@operation(
+    bp,
+    "POST",
+    "/deliveries/<uuid:delivery_id>/retry",
+    summary="Send a failed delivery again",
+    tag=TAG,
+    response=DeliveryOut,
+    extra_errors=(409,),
+)
+def retry_delivery(delivery_id: uuid.UUID):
+    """Its enrollment is active again and the step goes out at the worker's next run. 409 unless
+    it failed, its campaign is not completed and the contact may still be written to."""
+    return deliveries.retry_failed_delivery(g.workspace, delivery_id, actor=lifecycle.Actor.API)

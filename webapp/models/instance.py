@@ -22,7 +22,18 @@ class CampaignInstance(UUIDPrimaryKey, Timestamps, Base):
     started_at: Mapped[datetime | None]
     paused_at: Mapped[datetime | None]
     completed_at: Mapped[datetime | None]
+    # A draft launches by itself at `start_at` (the worker does it); `start_error` says why it could not.
+    start_at: Mapped[datetime | None]
+    start_error: Mapped[str | None] = mapped_column(sa.String(500))
 
     template: Mapped[CampaignTemplate] = relationship(lazy="select")
 
-    __table_args__ = (sa.Index("ix_campaign_instances_workspace_status", "workspace_id", "status"),)
+    __table_args__ = (
+        sa.Index("ix_campaign_instances_workspace_status", "workspace_id", "status"),
+        sa.Index(
+            "ix_campaign_instances_start_at",
+            "start_at",
+            postgresql_where=sa.text("start_at IS NOT NULL"),
+            sqlite_where=sa.text("start_at IS NOT NULL"),
+        ),
+    )

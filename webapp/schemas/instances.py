@@ -1,9 +1,10 @@
 from datetime import datetime
 from typing import Literal
 
-from pydantic import Field
+from pydantic import ConfigDict, Field, model_validator
+from pydantic.json_schema import SkipJsonSchema
 
-from webapp.schemas.common import Input, Name, Output, Query, UUIDStr
+from webapp.schemas.common import AwareDatetime, Input, Name, Output, Query, UUIDStr
 from webapp.schemas.settings import CampaignSettings
 
 
@@ -15,6 +16,30 @@ class InstanceIn(Input):
 
 class InstanceStatusIn(Input):
     status: Literal["active", "paused", "completed"]
+
+
+class InstanceUpdateIn(Input):
+    """Only the fields given change. Each `settings` key given replaces the campaign's own value;
+    a key set to null goes back to the template's value, and `settings: null` drops them all.
+    A change of timing (window, zone, cap, gap, holidays, mailboxes) re-plans the waiting
+    enrollments at once. `status` launches, pauses, resumes or completes; `start_at` makes a
+    draft launch by itself at that time (null cancels it)."""
+
+    model_config = ConfigDict(json_schema_extra={"minProperties": 1})
+
+    name: Name | SkipJsonSchema[None] = None
+    settings: CampaignSettings | None = None
+    status: Literal["active", "paused", "completed"] | SkipJsonSchema[None] = None
+    start_at: AwareDatetime | None = Field(default=None, description="Launch a draft at this time (ISO 8601).")
+
+    @model_validator(mode="after")
+    def _something_to_change(self):
+        if not self.model_fields_set:
+            raise ValueError("give at least one of name, settings, status or start_at")
+        for name in ("name", "status"):
+            if name in self.model_fields_set and getattr(self, name) is None:
+                raise ValueError(f"{name} cannot be null")
+        return self
 
 
 class InstanceQuery(Query):
@@ -31,5 +56,7 @@ class InstanceOut(Output):
     started_at: datetime | None
     paused_at: datetime | None
     completed_at: datetime | None
+    start_at: datetime | None = Field(description="When a draft launches by itself; null: when someone launches it.")
+    start_error: str | None = Field(description="Why the scheduled launch did not happen.")
     created_at: datetime
     updated_at: datetime

@@ -423,6 +423,25 @@ def change_enrollment_status(
     return get_enrollment(workspace, enrollment.id)
 
 
+def skip_wait(
+    workspace: Workspace, enrollment_id: uuid.UUID, *, actor: lifecycle.Actor = lifecycle.Actor.PERSON
+) -> CampaignEnrollment:
+    """Make an active enrollment's next step due now: the step's delay, an out-of-office wait or
+    a wait the worker chose are skipped; the send window, caps and gaps still apply when it goes.
+    Conflict when it is not active or its next step is not waiting on a time (it is being sent,
+    or waits for a task)."""
+    enrollment = get_owned(CampaignEnrollment, workspace, enrollment_id, lock=True)
+    if enrollment.status != EnrollmentStatus.ACTIVE:
+        raise Conflict(f"Only an active enrollment waits for its next step; this one is {enrollment.status}.")
+    if enrollment.next_action_at is None:
+        raise Conflict("Its next step is not waiting on a time: it is being sent, or waits for a task.")
+    now = utcnow()
+    if enrollment.next_action_at > now:
+        enrollment.next_action_at, enrollment.wait_reason, enrollment.updated_at = now, None, now
+    db.session.commit()
+    return get_enrollment(workspace, enrollment.id)
+
+
 def unenroll(
     workspace: Workspace, enrollment_id: uuid.UUID, *, actor: lifecycle.Actor = lifecycle.Actor.PERSON
 ) -> CampaignEnrollment:

@@ -4,7 +4,9 @@ draft -> active -> paused <-> active -> completed; draft -> completed (cancel).
 Only an active instance sends.
 """
 
+import logging
 import uuid
+from datetime import datetime
 
 import sqlalchemy as sa
 
@@ -12,12 +14,18 @@ from webapp.engine import policy
 from webapp.errors import Conflict, InvalidTransition, NotFound
 from webapp.extensions import db
 from webapp.models import CampaignEnrollment, CampaignInstance, CampaignTemplate, SequenceStep, Workspace, utcnow
-from webapp.models.enums import InstanceStatus
-from webapp.schemas.instances import InstanceIn
+from webapp.models.enums import EnrollmentStatus, InstanceStatus
+from webapp.schemas.instances import InstanceIn, InstanceUpdateIn
 from webapp.schemas.settings import settings_dict
 from webapp.services import lifecycle
 from webapp.services.lookups import get_owned, like_pattern, paginate
 from webapp.services.mailboxes import checked_settings
+from webapp.services.sending import settings as sending_settings
+
+log = logging.getLogger("drumbeat.instances")
+
+# The settings that move send times: changing one re-plans the waiting enrollments.
+TIMING_SETTINGS = ("send_window", "timezone", "daily_cap", "min_gap_seconds", "skip_holidays", "mailbox_ids")
 
 TRANSITIONS: dict[str, tuple[str, ...]] = {
     InstanceStatus.DRAFT: (InstanceStatus.ACTIVE, InstanceStatus.COMPLETED),
@@ -85,6 +93,133 @@ def change_instance_status(
     The row is locked for the change, so two concurrent changes end in one consistent state.
     """
     instance = get_owned(CampaignInstance, workspace, instance_id, lock=True)
+    _transition(instance, status, utcnow(), actor)
+    db.session.commit()
+    return instance
+
+
+def update_instance(
+    workspace: Workspace,
+    instance_id: uuid.UUID,
+    data: InstanceUpdateIn,
+    *,
+    actor: lifecycle.Actor = lifecycle.Actor.PERSON,
+    now: datetime | None = None,
+) -> CampaignInstance:
+    """Change the fields `data` gives, in one transaction on the locked row (two edits at once
+    apply one after the other; neither is lost). Settings that would leave the campaign unable
+    to send are refused (ValidationFailed) and change nothing. A change of timing re-plans the
+    campaign's waiting enrollments in the same transaction, so the schedule shows the new times
+    at once."""
+    now = now or utcnow()
+    instance = get_owned(CampaignInstance, workspace, instance_id, lock=True)
+    given = data.model_fields_set
+    if instance.status == InstanceStatus.COMPLETED and given - {"status"}:
+        raise Conflict("A completed campaign cannot be edited: clone it to run it again.")
+    if "name" in given:
+        instance.name = data.name
+    retimed = False
+    if "settings" in given:
+        retimed = _edit_settings(workspace, instance, data.settings, now)
+    if "start_at" in given:
+        _schedule(instance, data.start_at, now)
+    if data.status is not None:
+        _transition(instance, data.status, now, actor)
+    if retimed and instance.started_at is not None and instance.status != InstanceStatus.COMPLETED:
+        replan_waiting(instance.id, now)
+    db.session.commit()
+    return instance
+
+
+def _edit_settings(workspace: Workspace, instance: CampaignInstance, settings, now: datetime) -> bool:
+    """Merge the settings given into the campaign's; True when the change moves send times."""
+    before = dict(instance.settings or {})
+    merged = {} if settings is None else {**before, **settings_dict(settings)}
+    after = checked_settings(workspace, {key: value for key, value in merged.items() if value is not None})
+    template_settings = db.session.scalar(
+        sa.select(CampaignTemplate.settings).where(CampaignTemplate.id == instance.template_id)
+    )
+    try:
+        rules = sending_settings.merge(workspace.settings, template_settings, after).rules
+        policy.plan(now, now=now, rules=rules)
+    except (sending_settings.InvalidSettings, policy.NoSendTime) as exc:
+        raise Conflict(
+            f"These settings would leave the campaign unable to send: {exc}.",
+            details=[{"field": "settings", "message": str(exc)}],
+        ) from exc
+    instance.settings = after
+    return any(before.get(key) != after.get(key) for key in TIMING_SETTINGS)
+
+
+def _schedule(instance: CampaignInstance, start_at: datetime | None, now: datetime) -> None:
+    if start_at is not None:
+        if instance.status != InstanceStatus.DRAFT:
+            raise Conflict(f"Only a draft can be scheduled to launch; this campaign is {instance.status}.")
+        if start_at <= now:
+            raise Conflict(
+                "The launch time must be in the future: launch now instead.",
+                details=[{"field": "start_at", "message": "must be in the future"}],
+            )
+    instance.start_at, instance.start_error = start_at, None
+
+
+def replan_waiting(instance_id: uuid.UUID, now: datetime) -> int:
+    """After a change of timing: the campaign's enrollments that the policy put off (a send window,
+    a cap, a gap, a mailbox) are due again now, in one statement, so that the next look (the
+    worker's or the schedule preview's) plans them with the new settings. Those waiting for a
+    step's delay keep their time, and so do those waiting for an out-of-office return date: no
+    setting moves either. Returns how many were re-planned."""
+    return db.session.execute(
+        sa.update(CampaignEnrollment)
+        .where(
+            CampaignEnrollment.instance_id == instance_id,
+            CampaignEnrollment.status == EnrollmentStatus.ACTIVE,
+            CampaignEnrollment.next_action_at > now,
+            CampaignEnrollment.wait_reason.is_not(None),
+            CampaignEnrollment.wait_reason.not_like(f"{policy.Delay.AWAY}%"),
+        )
+        .values(next_action_at=now, wait_reason=None, updated_at=now)
+        .execution_options(synchronize_session=False)
+    ).rowcount
+
+
+def launch_scheduled(now: datetime, *, actor: lifecycle.Actor = lifecycle.Actor.WORKER) -> int:
+    """Launch the drafts whose `start_at` has come (the worker calls this each run). One that
+    cannot launch stays a draft, loses its `start_at` and says why in `start_error`. Each is
+    taken by a guarded UPDATE first, so that of several workers exactly one launches it.
+    Commits; returns how many launched."""
+    due = db.session.scalars(
+        sa.select(CampaignInstance.id).where(
+            CampaignInstance.start_at <= now, CampaignInstance.status == InstanceStatus.DRAFT
+        )
+    ).all()
+    launched = 0
+    for instance_id in due:
+        taken = db.session.execute(
+            sa.update(CampaignInstance)
+            .where(
+                CampaignInstance.id == instance_id,
+                CampaignInstance.status == InstanceStatus.DRAFT,
+                CampaignInstance.start_at <= now,
+            )
+            .values(start_at=None, updated_at=now)
+            .execution_options(synchronize_session=False)
+        ).rowcount
+        if not taken:  # launched, cancelled or taken by another worker meanwhile
+            db.session.rollback()
+            continue
+        instance = db.session.get(CampaignInstance, instance_id, populate_existing=True)
+        try:
+            _transition(instance, InstanceStatus.ACTIVE, now, actor)
+            launched += 1
+        except Conflict as exc:  # e.g. no step left to send
+            instance.start_error = exc.message[:500]
+            log.warning("scheduled launch refused", extra={"instance_id": str(instance_id), "error": exc.message})
+        db.session.commit()
+    return launched
+
+
+def _transition(instance: CampaignInstance, status: str, now: datetime, actor: lifecycle.Actor) -> None:
     allowed = allowed_transitions(instance.status)
     if status not in allowed:
         names = ", ".join(allowed) if allowed else "none (the campaign is completed)"
@@ -92,7 +227,6 @@ def change_instance_status(
             f"Cannot change a {instance.status} campaign to {status}. Allowed: {names}.",
             details=[{"field": "status", "allowed": list(allowed)}],
         )
-    now = utcnow()
     if status == InstanceStatus.ACTIVE:
         if instance.status == InstanceStatus.DRAFT:
             _launch(instance, now, actor)
@@ -108,9 +242,8 @@ def change_instance_status(
             reason=lifecycle.Reason.CAMPAIGN_COMPLETED,
             now=now,
         )
+    instance.start_at, instance.start_error = None, None  # launched, or not a draft any more
     instance.status = status
-    db.session.commit()
-    return instance
 
 
 def _launch(instance: CampaignInstance, now, actor: lifecycle.Actor) -> None:

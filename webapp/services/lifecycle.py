@@ -3,7 +3,7 @@
     enrolled --launch--> active --advance--> active ... --complete--> completed
     enrolled, active --pause--> paused --resume--> active (enrolled while the campaign is a draft)
     live --reply / bounce / unsubscribe / remove / end--> replied / bounced / unsubscribed / removed / completed
-    active --fail--> failed
+    active --fail--> failed --retry--> active
 
 The live statuses are enrolled, active and paused; the others are final. Each transition names
 who may trigger it (`Actor`): the dashboard asks `actions` which buttons to show, and the API,
@@ -103,6 +103,8 @@ TRANSITIONS = {
         _transition("bounce", LIVE, [EnrollmentStatus.BOUNCED], {*PEOPLE, Actor.EVENT, Actor.WORKER, Actor.IMPORTER}),
         _transition("unsubscribe", LIVE, [EnrollmentStatus.UNSUBSCRIBED], {*PEOPLE, Actor.EVENT, Actor.IMPORTER}),
         _transition("fail", {EnrollmentStatus.ACTIVE}, [EnrollmentStatus.FAILED], {Actor.WORKER}),
+        # A person sends a failed step again (services/sending/deliveries.retry_failed_delivery).
+        _transition("retry", {EnrollmentStatus.FAILED}, [EnrollmentStatus.ACTIVE], PEOPLE),
         _transition("remove", LIVE, [EnrollmentStatus.REMOVED], PEOPLE, "Unenroll"),
     )
 }

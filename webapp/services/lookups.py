@@ -6,13 +6,14 @@ import sqlalchemy as sa
 
 from webapp.errors import NotFound
 from webapp.extensions import db
-from webapp.models import CampaignEnrollment, CampaignInstance, CampaignTemplate, Contact, Workspace
+from webapp.models import CampaignEnrollment, CampaignInstance, CampaignTemplate, Contact, Delivery, Workspace
 
 _LABELS = {
     CampaignTemplate: "Template",
     CampaignInstance: "Campaign instance",
     CampaignEnrollment: "Enrollment",
     Contact: "Contact",
+    Delivery: "Delivery",
 }
 
 

@@ -9,8 +9,8 @@ import sqlalchemy as sa
 
 from webapp.errors import Conflict, NotFound
 from webapp.extensions import db
-from webapp.models import CampaignEnrollment, CampaignInstance, Delivery, SequenceStep, Workspace, utcnow
-from webapp.models.enums import DeliveryStatus, EnrollmentStatus
+from webapp.models import CampaignEnrollment, CampaignInstance, Contact, Delivery, SequenceStep, Workspace, utcnow
+from webapp.models.enums import ContactStatus, DeliveryStatus, EnrollmentStatus, InstanceStatus
 from webapp.services import lifecycle
 from webapp.services.bulk import one_of
 from webapp.services.lookups import get_owned, paginate
@@ -187,6 +187,47 @@ def resolve_unknown_deliveries(
     resolved = _resolve(sa.and_(Delivery.workspace_id == workspace.id, in_campaign), sent=sent, actor=actor)
     db.session.commit()
     return resolved
+
+
+def failed_delivery_id(enrollment_id: uuid.UUID) -> uuid.UUID | None:
+    """The failed delivery that ended an enrollment (its latest), if any."""
+    return db.session.scalar(
+        sa.select(Delivery.id)
+        .where(Delivery.enrollment_id == enrollment_id, Delivery.status == DeliveryStatus.FAILED)
+        .order_by(Delivery.updated_at.desc())
+        .limit(1)
+    )
+
+
+def retry_failed_delivery(
+    workspace: Workspace, delivery_id: uuid.UUID, *, actor: lifecycle.Actor = lifecycle.Actor.PERSON
+) -> Delivery:
+    """A person sends a failed delivery again: its enrollment is active again and the step goes
+    out at the worker's next run (within the send window, caps and gaps), as a first attempt
+    with a full series of retries. Conflict when the delivery did not fail, when its enrollment
+    ended for another reason meanwhile, when the campaign is completed, or when the contact may
+    no longer be written to (unsubscribed, bounced, suppressed)."""
+    delivery = get_owned(Delivery, workspace, delivery_id, lock=True)
+    if delivery.status != DeliveryStatus.FAILED:
+        raise Conflict(f"Delivery is {delivery.status}; only a failed delivery can be retried.")
+    enrollment = db.session.get(CampaignEnrollment, delivery.enrollment_id)
+    instance_status, contact_status = db.session.execute(
+        sa.select(CampaignInstance.status, Contact.status)
+        .join(CampaignEnrollment, CampaignEnrollment.instance_id == CampaignInstance.id)
+        .join(Contact, Contact.id == CampaignEnrollment.contact_id)
+        .where(CampaignEnrollment.id == enrollment.id)
+    ).one()
+    if instance_status == InstanceStatus.COMPLETED:
+        raise Conflict("The campaign is completed: nothing more is sent from it.")
+    if contact_status != ContactStatus.SUBSCRIBED:
+        raise Conflict(f"The contact is {contact_status}: Drumbeat does not write to them again.")
+    now = utcnow()
+    lifecycle.change_one(enrollment, "retry", actor=actor, reason=None, now=now, next_action_at=now, wait_reason=None)
+    delivery.status, delivery.retry_at, delivery.claimed_until = DeliveryStatus.RETRY, now, None
+    delivery.attempts, delivery.updated_at = 0, now  # the claim counts this attempt as the first
+    delivery.error = f"sent again by a person after: {delivery.error or 'a failure'}"[:2000]
+    db.session.commit()
+    return delivery
 
 
 def _resolve(condition, *, sent: bool, actor: lifecycle.Actor) -> int:

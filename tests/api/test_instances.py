@@ -92,3 +92,50 @@ def test_it_lists_instances_filtered_by_status(api):
     body = api.get("/instances?status=active").get_json()
     assert body["pagination"]["total"] == 1
     assert body["data"][0]["status"] == "active"
+
+
+def test_a_live_campaign_is_edited_in_one_request(api):
+    instance = factories.instance(api, status="active", settings={"daily_cap": 30, "track_opens": True})
+    response = api.patch(
+        f"/instances/{instance['id']}",
+        json={"name": "Q4 CFOs, take 2", "settings": {"daily_cap": 50, "track_opens": None}, "status": "paused"},
+    )
+    assert response.status_code == 200, response.get_json()
+    data = response.get_json()["data"]
+    assert (data["name"], data["settings"], data["status"]) == ("Q4 CFOs, take 2", {"daily_cap": 50}, "paused")
+
+
+@pytest.mark.parametrize(
+    ("body", "status", "message"),
+    [
+        ({}, 400, "at least one"),
+        ({"name": None}, 400, "name cannot be null"),
+        ({"settings": {"daily_cap": 0}}, 400, "daily_cap"),
+        ({"start_at": "2020-01-01T09:00:00Z"}, 409, "future"),
+        ({"settings": {"mailbox_ids": ["6f1c1e3e-4f43-4b8e-9d0e-0c7f7cfc0a11"]}}, 404, "Mailbox"),
+    ],
+)
+def test_an_edit_that_cannot_apply_is_refused_and_changes_nothing(api, body, status, message):
+    instance = factories.instance(api, settings={"daily_cap": 30})
+    response = api.patch(f"/instances/{instance['id']}", json=body)
+    assert response.status_code == status, response.get_json()
+    assert message in response.get_json()["message"]
+    assert api.get(f"/instances/{instance['id']}").get_json()["data"]["settings"] == {"daily_cap": 30}
+
+
+def test_a_draft_is_scheduled_and_the_schedule_cancelled(api):
+    instance = factories.instance(api)
+    response = api.patch(f"/instances/{instance['id']}", json={"start_at": "2099-01-05T08:00:00+01:00"})
+    assert response.get_json()["data"]["start_at"].startswith("2099-01-05T07:00:00")
+    response = api.patch(f"/instances/{instance['id']}", json={"start_at": None})
+    assert response.get_json()["data"]["start_at"] is None
+
+
+def test_a_draft_enrollment_has_no_wait_to_skip_and_a_sent_delivery_no_retry(api):
+    instance = factories.instance(api)
+    factories.enroll(api, instance["id"], 1)
+    enrollment = api.get(f"/instances/{instance['id']}/enrollments").get_json()["data"][0]
+    response = api.post(f"/enrollments/{enrollment['id']}/skip-wait")
+    assert response.status_code == 409
+    assert "enrolled" in response.get_json()["message"]
+    assert api.post("/deliveries/6f1c1e3e-4f43-4b8e-9d0e-0c7f7cfc0a11/retry").status_code == 404

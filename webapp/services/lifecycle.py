@@ -5,7 +5,8 @@
     live --reply / bounce / unsubscribe / remove / end--> replied / bounced / unsubscribed / removed / completed
     active --fail--> failed --retry--> active
 
-The live statuses are enrolled, active and paused; the others are final. Each transition names
+The live statuses are enrolled, active and paused; the others are final (only a person's retry
+of a failed send leaves one). Each transition names
 who may trigger it (`Actor`): the dashboard asks `actions` which buttons to show, and the API,
 the worker, event intake and the importer call `change` (many enrollments) or `change_one`.
 
@@ -84,7 +85,8 @@ def _transition(name, sources, targets, actors, label=""):
 TRANSITIONS = {
     t.name: t
     for t in (
-        _transition("launch", {EnrollmentStatus.ENROLLED}, [EnrollmentStatus.ACTIVE], PEOPLE),
+        # The worker launches a campaign a person scheduled (`start_at`).
+        _transition("launch", {EnrollmentStatus.ENROLLED}, [EnrollmentStatus.ACTIVE], {*PEOPLE, Actor.WORKER}),
         _transition(
             "pause",
             {EnrollmentStatus.ENROLLED, EnrollmentStatus.ACTIVE},

@@ -222,7 +222,9 @@ def retry_failed_delivery(
     if contact_status != ContactStatus.SUBSCRIBED:
         raise Conflict(f"The contact is {contact_status}: Drumbeat does not write to them again.")
     now = utcnow()
-    lifecycle.change_one(enrollment, "retry", actor=actor, reason=None, now=now, next_action_at=now, wait_reason=None)
+    lifecycle.change_one(
+        enrollment, "retry", actor=actor, reason=None, now=now, next_action_at=now, wait_reason=None, completed_at=None
+    )
     delivery.status, delivery.retry_at, delivery.claimed_until = DeliveryStatus.RETRY, now, None
     delivery.attempts, delivery.updated_at = 0, now  # the claim counts this attempt as the first
     delivery.error = f"sent again by a person after: {delivery.error or 'a failure'}"[:2000]

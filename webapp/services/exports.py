@@ -193,12 +193,9 @@ def _contact_chunks(conditions: list) -> Iterator[str]:
 
 def _custom_field_names(conditions: list) -> list[str]:
     """The custom field names the filtered contacts use, sorted (one query; only the names)."""
-    if dialect_name() == "postgresql":
-        keys = sa.func.jsonb_object_keys(Contact.custom_fields).column_valued("key")
-        query = sa.select(keys).select_from(Contact).where(*conditions)
-    else:
-        each = sa.func.json_each(Contact.custom_fields).table_valued("key")
-        query = sa.select(each.c.key).select_from(Contact).join(each, sa.true()).where(*conditions)
+    json_each = sa.func.jsonb_each if dialect_name() == "postgresql" else sa.func.json_each
+    each = json_each(Contact.custom_fields).table_valued("key")
+    query = sa.select(each.c.key).select_from(Contact).join(each, sa.true()).where(*conditions)
     try:
         return sorted(db.session.scalars(query.distinct()))
     finally:

@@ -143,7 +143,7 @@ def test_the_invalid_rows_file_keeps_the_uploaded_columns_and_adds_the_reason(db
 
 
 def test_the_fixed_invalid_rows_file_imports_as_it_was_written(db, owner):
-    data = "email,first_name,team\nnot-an-email,-Bob,=ops\n".encode()
+    data = b"email,first_name,team\nnot-an-email,-Bob,=ops\n"
     mapping = imports.preview_csv(data).mapping
     record = imports.create_import(owner.workspace, data=data, filename="a.csv", encoding="utf-8-sig", mapping=mapping)
     fixed = imports.invalid_rows_csv(record).replace("not-an-email", "bob@example.com").encode()

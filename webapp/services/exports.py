@@ -138,12 +138,14 @@ def _batches(query: sa.Select, keys: Callable[[sa.Row], tuple], after: Callable[
 
 
 def _after(time_column: sa.ColumnElement, id_column: sa.ColumnElement):
-    """The keyset condition `(time, id) > (t, i)`, written so that both databases use the
-    (…, time, id) index: the range on time, then the tie-break on id."""
+    """The keyset condition `(time, id) > (t, i)` as a row-value comparison, which both
+    databases answer from the (…, time, id) index even when many rows share one time (a bulk
+    enrollment gives thousands the same)."""
 
     def condition(last: tuple) -> sa.ColumnElement[bool]:
         at, row_id = last
-        return sa.and_(time_column >= at, sa.or_(time_column > at, id_column > row_id))
+        values = sa.tuple_(sa.literal(at, time_column.type), sa.literal(row_id, id_column.type))
+        return sa.tuple_(time_column, id_column) > values
 
     return condition
 

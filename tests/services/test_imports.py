@@ -122,17 +122,50 @@ def test_pasted_lines_accept_plain_and_named_addresses():
     ]
 
 
-def test_the_invalid_rows_report_is_safe_to_open_in_a_spreadsheet(db, owner):
-    record = ContactImport(
-        invalid_rows=[
-            {"row": 3, "reason": '=HYPERLINK("http://evil")'},
-            {"row": 4, "reason": "-2+3"},
-            {"row": 5, "reason": "ok"},
-        ]
+def test_the_invalid_rows_file_keeps_the_uploaded_columns_and_adds_the_reason(db, owner):
+    data = (
+        "Region;Email;Name;Notes\n"
+        "EU;ada@example.com;Ada;fine\n"
+        "US;not-an-email;=SUM(A1:A9);-2+3\n"
+        "EU;ada@example.com;Ada again;\n"
+    ).encode("cp1252")
+    record = imports.create_import(
+        owner.workspace, data=data, filename="leads.csv", encoding="cp1252", mapping={"1": "email", "2": "first_name"}
     )
+
     lines = imports.invalid_rows_csv(record).splitlines()
-    assert lines[1].startswith("3,\"'=HYPERLINK")
-    assert lines[2] == "4,'-2+3"
+
+    assert lines == [
+        "Region;Email;Name;Notes;import_error",
+        "US;not-an-email;'=SUM(A1:A9);'-2+3;row 3: contact.email: 'not-an-email' is not a valid email address",
+        "EU;ada@example.com;Ada again;;row 4: duplicate of row 2",
+    ]
+
+
+def test_the_fixed_invalid_rows_file_imports_as_it_was_written(db, owner):
+    data = b"email,first_name,team\nnot-an-email,-Bob,=ops\n"
+    mapping = imports.preview_csv(data).mapping
+    record = imports.create_import(owner.workspace, data=data, filename="a.csv", encoding="utf-8-sig", mapping=mapping)
+    fixed = imports.invalid_rows_csv(record).replace("not-an-email", "bob@example.com").encode()
+
+    again = imports.preview_csv(fixed)
+    assert again.mapping == {"0": "email", "1": "first_name", "2": "custom:team", "3": "ignore"}
+    imports.create_import(owner.workspace, data=fixed, filename="b.csv", encoding="utf-8-sig", mapping=again.mapping)
+
+    contact = db.session.scalar(sa.select(Contact).where(Contact.email == "bob@example.com"))
+    assert (contact.first_name, contact.custom_fields) == ("-Bob", {"team": "=ops"})
+
+
+def test_a_file_without_a_header_gets_its_invalid_rows_without_one(db, owner):
+    data = b"ada@example.com,Ada\nnope,Short\nnope2\n"
+    record = imports.create_import(
+        owner.workspace, data=data, filename="a.csv", encoding="utf-8-sig", mapping={"0": "email"}, has_header=False
+    )
+
+    rows = imports.invalid_rows_csv(record).splitlines()
+
+    assert [row.rsplit(",", 1)[0] for row in rows] == ["nope,Short", "nope2,"]
+    assert rows[0].endswith("row 2: contact.email: 'nope' is not a valid email address")
 
 
 def test_the_worker_processes_pending_imports(app, api, owner):

@@ -49,6 +49,8 @@ class Operation:
     raw_body: bool = False
     extra_errors: tuple[int, ...] = ()
     description: str = ""
+    # Anything but JSON: the view returns its own Response (e.g. a streamed CSV file), no envelope.
+    media_type: str = "application/json"
 
 
 @dataclass
@@ -219,6 +221,8 @@ def operation(blueprint, method: str, rule: str, *, summary: str, tag: str, **op
                     "Idempotency-Key must be 1 to 255 visible ASCII characters (inner spaces allowed).",
                     details=[{"field": "Idempotency-Key", "message": "invalid"}],
                 )
+            if op.media_type != "application/json":
+                return view(**kwargs)
             if key is None:
                 body, status = envelope(op, view(**kwargs))
                 return jsonify(body), status

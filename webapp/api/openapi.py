@@ -153,7 +153,11 @@ def build_spec(operations: list[Operation], *, title: str, version: str) -> dict
         if op.paginated:
             success["required"].append("pagination")
             success["properties"]["pagination"] = {"$ref": "#/components/schemas/Pagination"}
-        responses = {str(op.status): {"description": "Success", "content": {"application/json": {"schema": success}}}}
+        if op.media_type == "application/json":
+            content = {"application/json": {"schema": success}}
+        else:
+            content = {op.media_type: {"schema": {"type": "string"}}}
+        responses = {str(op.status): {"description": "Success", "content": content}}
         statuses = {400, 413, 429, 503, *op.extra_errors}
         if op.auth:
             statuses.add(401)

@@ -26,7 +26,11 @@ class CampaignEvent(UUIDPrimaryKey, Base):
     meta: Mapped[dict] = mapped_column("metadata", default=dict)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
-    __table_args__ = (sa.UniqueConstraint("workspace_id", "provider", "provider_event_id"),)
+    __table_args__ = (
+        sa.UniqueConstraint("workspace_id", "provider", "provider_event_id"),
+        # A campaign's events in time order: the CSV export walks it batch by batch (keyset).
+        sa.Index("ix_campaign_events_instance_occurred", "instance_id", "occurred_at", "id"),
+    )
 
 
 class EventRollup(Base):

@@ -2,7 +2,7 @@ import re
 from datetime import datetime
 from typing import Annotated, Literal
 
-from pydantic import Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from webapp.schemas.common import Email, Input, JsonObject, Output, Query, TimeZone, UUIDStr
 
@@ -56,9 +56,17 @@ class SuppressionIn(Input):
     reason: str | None = Field(default=None, max_length=255)
 
 
-class ContactQuery(Query):
+class ContactFilter(BaseModel):
+    """The contacts list's filters, which the CSV export honours too."""
+
+    model_config = ConfigDict(extra="ignore")
+
     search: str | None = Field(default=None, max_length=255)
     status: ContactStatusField | None = None
+
+
+class ContactQuery(Query, ContactFilter):
+    pass
 
 
 class ContactOut(Output):

@@ -1,7 +1,7 @@
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from webapp.schemas.common import Input, Output, Query, UUIDStr
 from webapp.schemas.contacts import ContactData
@@ -58,12 +58,19 @@ class EnrollmentStatusIn(Input):
     )
 
 
-class EnrollmentQuery(Query):
+class EnrollmentFilter(BaseModel):
+    """The enrollments list's filters, which the CSV export honours too."""
+
+    model_config = ConfigDict(extra="ignore")
+
     status: (
         Literal["enrolled", "active", "paused", "completed", "replied", "bounced", "unsubscribed", "failed", "removed"]
         | None
     ) = None
     search: str | None = Field(default=None, max_length=255)
+
+
+class EnrollmentQuery(Query, EnrollmentFilter):
     sort: Literal[
         "enrolled_at", "-enrolled_at", "email", "-email", "status", "-status", "next_action_at", "-next_action_at"
     ] = "-enrolled_at"

@@ -57,14 +57,22 @@ def contact_matches(search: str) -> sa.ColumnElement[bool]:
     )
 
 
+def contact_filter(
+    workspace: Workspace, *, search: str | None = None, status: str | None = None
+) -> list[sa.ColumnElement[bool]]:
+    """The conditions of the contacts list's filters, shared by the list and its CSV export."""
+    conditions = [Contact.workspace_id == workspace.id]
+    if status:
+        conditions.append(Contact.status == status)
+    if search:
+        conditions.append(contact_matches(search))
+    return conditions
+
+
 def list_contacts(
     workspace: Workspace, *, search: str | None = None, status: str | None = None, page: int = 1, limit: int = 20
 ) -> tuple[list[Contact], int]:
-    query = sa.select(Contact).where(Contact.workspace_id == workspace.id)
-    if status:
-        query = query.where(Contact.status == status)
-    if search:
-        query = query.where(contact_matches(search))
+    query = sa.select(Contact).where(*contact_filter(workspace, search=search, status=status))
     return paginate(query.order_by(Contact.created_at.desc(), Contact.id), page=page, limit=limit)
 
 

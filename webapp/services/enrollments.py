@@ -347,6 +347,19 @@ SORTS = {
 }
 
 
+def enrollment_filter(
+    instance: CampaignInstance, *, status: str | None = None, search: str | None = None
+) -> list[sa.ColumnElement[bool]]:
+    """The conditions of the enrollments list's filters, shared by the list and its CSV export.
+    A search names contact columns: the query joins Contact."""
+    conditions = [CampaignEnrollment.instance_id == instance.id]
+    if status:
+        conditions.append(CampaignEnrollment.status == status)
+    if search:
+        conditions.append(contact_matches(search))
+    return conditions
+
+
 def list_enrollments(
     workspace: Workspace,
     instance_id: uuid.UUID,
@@ -364,11 +377,7 @@ def list_enrollments(
     contacts unless a search needs them.
     """
     instance = get_owned(CampaignInstance, workspace, instance_id)
-    conditions = [CampaignEnrollment.instance_id == instance.id]
-    if status:
-        conditions.append(CampaignEnrollment.status == status)
-    if search:
-        conditions.append(contact_matches(search))
+    conditions = enrollment_filter(instance, status=status, search=search)
     count = sa.select(sa.func.count()).select_from(CampaignEnrollment).where(*conditions)
     if search:
         count = count.join(Contact, Contact.id == CampaignEnrollment.contact_id)

@@ -22,6 +22,7 @@ from webapp.extensions import db
 from webapp.models import CampaignInstance, ContactImport, Workspace, utcnow
 from webapp.models.enums import InstanceStatus
 from webapp.services.enrollments import enroll_contacts, upsert_contact_items
+from webapp.services.exports import csv_text, unneutralise
 from webapp.services.lookups import get_owned
 
 CHUNK_ROWS = 5_000
@@ -30,6 +31,8 @@ MAX_INVALID_KEPT = 10_000
 MAX_PASTE_LINES = 10_000
 ENCODINGS = ("utf-8-sig", "cp1252", "latin-1", "utf-16")
 FIELDS = ("email", "first_name", "last_name", "company", "title", "linkedin_url", "timezone")
+# The reason column the invalid-rows file adds to the file's own columns.
+ERROR_COLUMN = "import_error"
 _HEADER_HINTS = {
     "email": ("email", "e-mail", "email address", "mail", "work email"),
     "first_name": ("first name", "firstname", "first", "given name", "prénom", "vorname"),
@@ -92,7 +95,9 @@ def suggest_mapping(headers: list[str]) -> dict[str, str]:
         field_name = next((f for f, hints in _HEADER_HINTS.items() if name in hints and f not in taken), None)
         if field_name is None and "@" in name:
             field_name = None
-        if field_name:
+        if name == ERROR_COLUMN.replace("_", " "):
+            mapping[str(index)] = "ignore"
+        elif field_name:
             taken.add(field_name)
             mapping[str(index)] = field_name
         elif name:
@@ -213,7 +218,7 @@ def _item(row: list[str], mapping: dict[str, str]) -> dict:
     custom: dict = {}
     for key, target in mapping.items():
         # NUL cannot be stored in PostgreSQL text and never belongs in a contact field.
-        value = row[int(key)].replace("\x00", "").strip() if int(key) < len(row) else ""
+        value = unneutralise(row[int(key)].replace("\x00", "").strip()) if int(key) < len(row) else ""
         if not value:
             continue
         if target.startswith("custom:"):
@@ -304,22 +309,23 @@ def get_import(workspace: Workspace, import_id: uuid.UUID) -> ContactImport:
     return get_owned(ContactImport, workspace, import_id)
 
 
-_FORMULA = ("=", "+", "-", "@", "\t", "\r", "\0")
-
-
-def _cell(value) -> str:
-    """A spreadsheet-safe cell (formula injection: ASVS 1.2.10)."""
-    text = str(value)
-    return "'" + text if text.startswith(_FORMULA) else text
-
-
 def invalid_rows_csv(record: ContactImport) -> str:
-    out = io.StringIO()
-    writer = csv.writer(out)
-    writer.writerow(["row", "reason"])
-    for item in record.invalid_rows or []:
-        writer.writerow([item["row"], _cell(item["reason"])])
-    return out.getvalue()
+    """The rows that were not imported, as the uploaded file had them: its header, its columns in
+    their order, its delimiter, and one more column, ERROR_COLUMN, with the row number and the
+    reason. Fix them and upload the file again: the suggested mapping ignores that column, and
+    the cells neutralised against formulas read back as they were."""
+    reasons = {item["row"]: item["reason"] for item in record.invalid_rows or []}
+    reader = csv.reader(io.StringIO(decode(record.data, record.encoding)), delimiter=record.delimiter)
+    header = next(reader, []) if record.has_header else None
+    lines = [[*header, ERROR_COLUMN]] if header is not None else []
+    width = len(header) if header is not None else None
+    for number, row in enumerate(reader, start=2 if record.has_header else 1):
+        if width is None:
+            width = len(row)  # a file without a header: its first row gives the width
+        if number in reasons:
+            # Short rows are padded, so that the reason lines up in its own column.
+            lines.append([*row, *[""] * (width - len(row)), f"row {number}: {reasons[number]}"])
+    return csv_text(lines, delimiter=record.delimiter)
 
 
 _NAME_EMAIL = re.compile(r'^\s*"?([^"<]*?)"?\s*<([^<>\s]+)>\s*$')

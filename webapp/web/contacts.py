@@ -8,6 +8,7 @@ import uuid
 from flask import Blueprint, flash, request, url_for
 from pydantic import ValidationError
 
+from webapp.downloads import csv_download
 from webapp.errors import Conflict, ValidationFailed
 from webapp.htmx import hx_redirect, render
 from webapp.models.enums import ContactStatus
@@ -24,6 +25,7 @@ from webapp.services.contacts import (
     update_contact,
 )
 from webapp.services.enrollments import list_enrollment_events
+from webapp.services.exports import export_contacts
 from webapp.web import errors_by_field
 from webapp.web.forms import parse_form
 
@@ -72,6 +74,13 @@ def index():
         query=query,
         statuses=[("", "All statuses"), *STATUS_LABELS.items()],
     )
+
+
+@bp.get("/export")
+def export():
+    """The contacts the list shows with the same search and status, as a CSV download."""
+    query = _query()
+    return csv_download(export_contacts(current_workspace(), search=query.search, status=query.status))
 
 
 # Create and edit.

@@ -13,17 +13,18 @@ import uuid
 from flask import Blueprint, flash, redirect, request, url_for
 from pydantic import BaseModel, ValidationError
 
+from webapp.downloads import csv_download
 from webapp.errors import Conflict, NotFound, ValidationFailed
 from webapp.htmx import hx_redirect, hx_trigger, is_htmx, render
 from webapp.models.enums import EnrollmentStatus, InstanceStatus
 from webapp.schemas.analytics import PerformanceOut
 from webapp.schemas.common import Query
-from webapp.schemas.enrollments import EnrollmentQuery, EnrollmentStatusIn
+from webapp.schemas.enrollments import EnrollmentFilter, EnrollmentQuery, EnrollmentStatusIn
 from webapp.schemas.instances import InstanceIn, InstanceQuery, InstanceStatusIn
 from webapp.schemas.tasks import ResolveDeliveryIn, ScheduleQuery
 from webapp.schemas.validation import validation_failed
 from webapp.security import current_workspace, require_login, safe_next
-from webapp.services import analytics, enrollments, instances, lifecycle, mailboxes, schedule, templates
+from webapp.services import analytics, enrollments, exports, instances, lifecycle, mailboxes, schedule, templates
 from webapp.services.sending import deliveries
 from webapp.web import errors_by_field
 from webapp.web.forms import form_data
@@ -306,6 +307,21 @@ def unenroll(instance_id: uuid.UUID, enrollment_id: uuid.UUID):
     _owned_enrollment(workspace, instance_id, enrollment_id)
     enrollment = enrollments.unenroll(workspace, enrollment_id)
     return _row_response(enrollment, f"{enrollment.contact.email}: removed from the campaign.")
+
+
+@bp.get("/<uuid:instance_id>/enrollments/export")
+def export_enrollments(instance_id: uuid.UUID):
+    """The enrollments the list shows with the same status and search, as a CSV download."""
+    query = _query(EnrollmentFilter)
+    return csv_download(
+        exports.export_enrollments(current_workspace(), instance_id, status=query.status, search=query.search)
+    )
+
+
+@bp.get("/<uuid:instance_id>/events/export")
+def export_events(instance_id: uuid.UUID):
+    """Every event of the campaign, in time order, as a CSV download."""
+    return csv_download(exports.export_events(current_workspace(), instance_id))
 
 
 @bp.get("/<uuid:instance_id>/enrollments/<uuid:enrollment_id>")

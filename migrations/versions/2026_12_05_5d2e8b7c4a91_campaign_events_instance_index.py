@@ -2,7 +2,7 @@
 batches by (occurred_at, id) after the last row, so each batch is an index range, not a scan.
 
 Revision ID: 5d2e8b7c4a91
-Revises: 9e3f6a1c2b70
+Revises: 5c7d2e8a1f43
 Create Date: 2026-12-05 09:00:00
 
 """
@@ -10,7 +10,7 @@ Create Date: 2026-12-05 09:00:00
 from alembic import op
 
 revision = "5d2e8b7c4a91"
-down_revision = "9e3f6a1c2b70"
+down_revision = "5c7d2e8a1f43"
 branch_labels = None
 depends_on = None
 

@@ -61,12 +61,16 @@ def get_instance(instance_id: uuid.UUID):
     tag=TAG,
     body=InstanceStatusIn,
     response=InstanceOut,
-    extra_errors=(409,),
+    extra_errors=(409, 422),
 )
 def update_instance_status(instance_id: uuid.UUID, body: InstanceStatusIn):
     """draft -> active (launch) -> paused <-> active -> completed; draft -> completed (cancel).
-    An invalid transition is a 409 whose message lists the allowed ones."""
-    return instances.change_instance_status(g.workspace, instance_id, body.status, actor=lifecycle.Actor.API)
+    An invalid transition is a 409 whose message lists the allowed ones. A launch passes the
+    launch check (`GET /instances/:id/readiness`) first: blocking problems are a 409, warnings a
+    422 unless `confirm` is true; `details` lists the problems, each with its `severity`."""
+    return instances.change_instance_status(
+        g.workspace, instance_id, body.status, actor=lifecycle.Actor.API, confirm=body.confirm
+    )
 
 
 @operation(

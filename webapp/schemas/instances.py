@@ -15,6 +15,11 @@ class InstanceIn(Input):
 
 class InstanceStatusIn(Input):
     status: Literal["active", "paused", "completed"]
+    confirm: bool = Field(
+        default=False,
+        description="Launch despite the launch check's warnings (GET /instances/:id/readiness). A launch with "
+        "warnings and without it is a 422; blocking problems are a 409 either way.",
+    )
 
 
 class InstanceQuery(Query):

@@ -9,13 +9,13 @@ import uuid
 import sqlalchemy as sa
 
 from webapp.engine import policy
-from webapp.errors import Conflict, InvalidTransition, NotFound
+from webapp.errors import Conflict, InvalidTransition, NotFound, Unprocessable
 from webapp.extensions import db
 from webapp.models import CampaignEnrollment, CampaignInstance, CampaignTemplate, SequenceStep, Workspace, utcnow
 from webapp.models.enums import InstanceStatus
 from webapp.schemas.instances import InstanceIn
 from webapp.schemas.settings import settings_dict
-from webapp.services import lifecycle
+from webapp.services import lifecycle, readiness
 from webapp.services.lookups import get_owned, like_pattern, paginate
 from webapp.services.mailboxes import checked_settings
 
@@ -78,11 +78,19 @@ def first_active_step(instance: CampaignInstance) -> SequenceStep | None:
 
 
 def change_instance_status(
-    workspace: Workspace, instance_id: uuid.UUID, status: str, *, actor: lifecycle.Actor = lifecycle.Actor.PERSON
+    workspace: Workspace,
+    instance_id: uuid.UUID,
+    status: str,
+    *,
+    actor: lifecycle.Actor = lifecycle.Actor.PERSON,
+    confirm: bool = False,
 ) -> CampaignInstance:
     """Move the instance to `status`, or InvalidTransition (409) naming the allowed ones.
 
-    The row is locked for the change, so two concurrent changes end in one consistent state.
+    A launch (draft to active) passes the launch check first (services/readiness.py): blocking
+    problems refuse it (Conflict, 409), and so do warnings (Unprocessable, 422) unless `confirm`;
+    the error's details list the problems. The row is locked for the change, so two concurrent
+    changes end in one consistent state.
     """
     instance = get_owned(CampaignInstance, workspace, instance_id, lock=True)
     allowed = allowed_transitions(instance.status)
@@ -95,6 +103,7 @@ def change_instance_status(
     now = utcnow()
     if status == InstanceStatus.ACTIVE:
         if instance.status == InstanceStatus.DRAFT:
+            _check_launch(workspace, instance, now, confirm=confirm)
             _launch(instance, now, actor)
         instance.paused_at = None
     elif status == InstanceStatus.PAUSED:
@@ -111,6 +120,19 @@ def change_instance_status(
     instance.status = status
     db.session.commit()
     return instance
+
+
+def _check_launch(workspace: Workspace, instance: CampaignInstance, now, *, confirm: bool) -> None:
+    report = readiness.readiness_of(workspace, instance, now=now)
+    if report.blocking:
+        reasons = " ".join(problem.message for problem in report.blocking)
+        raise Conflict(f"The campaign cannot launch yet. {reasons}", details=report.error_details())
+    if report.warnings and not confirm:
+        reasons = " ".join(problem.message for problem in report.warnings)
+        raise Unprocessable(
+            f"Confirm the launch: {reasons} To launch anyway, send confirm: true with the status.",
+            details=report.error_details(),
+        )
 
 
 def _launch(instance: CampaignInstance, now, actor: lifecycle.Actor) -> None:

@@ -189,6 +189,7 @@ def _enrollments_context(workspace, instance) -> dict:
         sort=query.sort,
         page=query.page,
         limit=ENROLLMENTS_PER_PAGE,
+        missing=query.missing,
     )
     return {
         "rows": rows,
@@ -196,7 +197,7 @@ def _enrollments_context(workspace, instance) -> dict:
         "enrollment_page": query.page,
         "enrollment_pages": _pages(total, ENROLLMENTS_PER_PAGE),
         "filters": query,
-        "filtered": bool(query.status or query.search),
+        "filtered": bool(query.status or query.search or query.missing),
         "sorts": ENROLLMENT_SORTS,
         "enrollment_statuses": [str(status) for status in EnrollmentStatus],
         "next_url": _here(),

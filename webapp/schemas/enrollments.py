@@ -5,7 +5,7 @@ from pydantic import ConfigDict, Field, field_validator, model_validator
 
 from webapp.schemas.common import Input, Output, Query, UUIDStr
 from webapp.schemas.contacts import ContactData
-from webapp.services.merge_fields import is_contact_field
+from webapp.services.merge_fields import FIELD_PATTERN, is_contact_field
 
 MAX_BULK = 10_000
 ALLOW_OTHER_CAMPAIGNS = (
@@ -70,7 +70,7 @@ class EnrollmentQuery(Query):
     ] = "-enrolled_at"
     missing: str | None = Field(
         default=None,
-        max_length=120,
+        json_schema_extra={"pattern": FIELD_PATTERN},
         description="Only contacts with no value for this merge field (`first_name`, `custom.industry`...), "
         "as the launch check names them.",
     )

@@ -1,6 +1,6 @@
 """The launch check and test sends of a campaign."""
 
-from pydantic import Field, model_validator
+from pydantic import ConfigDict, Field, model_validator
 
 from webapp.schemas.common import Email, Input, Output, UUIDStr, int_range
 
@@ -25,6 +25,15 @@ class ReadinessOut(Output):
 class TestSendIn(Input):
     """One email step of the campaign, rendered for a contact and sent to `to` (default: the API
     key's user) as a test: not counted, not recorded on any enrollment."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "oneOf": [
+                {"required": ["step_id"], "properties": {"step_id": {"type": "string"}}},
+                {"required": ["step"], "properties": {"step": {"type": "integer"}}},
+            ]
+        }
+    )
 
     step_id: UUIDStr | None = None
     step: int_range(1, 1000) | None = Field(default=None, description="The step's position (1-based).")

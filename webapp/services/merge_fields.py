@@ -17,15 +17,18 @@ from webapp.services.bulk import dialect_name
 # The contact's own columns a template may name (`full_name` is derived from two of them).
 COLUMNS = ("first_name", "last_name", "email", "company", "title", "linkedin_url", "timezone")
 CUSTOM_PREFIX = render.CUSTOM + "."
-_CUSTOM_KEY = re.compile(rf"[^_\x00-\x1f\x7f-\x9f][^\x00-\x1f\x7f-\x9f]{{0,{render.MAX_CUSTOM_KEY - 1}}}")
+# A contact's merge field, as `render.variables_used` names it (what the enrollments' `missing` filter takes).
+FIELD_PATTERN = (
+    rf"^(?:{'|'.join([*COLUMNS, 'full_name'])}"
+    rf"|custom\.[^_\x00-\x1f\x7f-\x9f][^\x00-\x1f\x7f-\x9f]{{0,{render.MAX_CUSTOM_KEY - 1}}})$"
+)
+_FIELD = re.compile(FIELD_PATTERN)
 
 
 def is_contact_field(name: str) -> bool:
     """Whether `name` is a merge field whose value comes from the contact (not the sender's name or
     the unsubscribe link), spelled as `render.variables_used` spells it."""
-    if name.startswith(CUSTOM_PREFIX):
-        return _CUSTOM_KEY.fullmatch(name.removeprefix(CUSTOM_PREFIX)) is not None
-    return name in COLUMNS or name == "full_name"
+    return _FIELD.fullmatch(name) is not None
 
 
 def has_value(name: str) -> sa.ColumnElement[bool]:

@@ -30,7 +30,7 @@ from webapp.models import (
     Workspace,
     utcnow,
 )
-from webapp.models.enums import Channel, ContactStatus, EnrollmentStatus, MailboxState
+from webapp.models.enums import Channel, ContactStatus, EnrollmentStatus, InstanceStatus, MailboxState
 from webapp.models.template import in_thread
 from webapp.services import lifecycle, merge_fields
 from webapp.services.lookups import get_owned
@@ -421,7 +421,10 @@ class MissingData:
 
 
 def paused_for_missing_data(instance: CampaignInstance) -> MissingData:
-    """The campaign's enrollments the worker paused for missing data (its "needs attention" box)."""
+    """The campaign's enrollments the worker paused for missing data (its "needs attention" box).
+    Only a launched campaign sends, so a draft has none (and costs no query)."""
+    if instance.status == InstanceStatus.DRAFT:
+        return MissingData(0, [])
     paused = (
         CampaignEnrollment.instance_id == instance.id,
         CampaignEnrollment.status == EnrollmentStatus.PAUSED,

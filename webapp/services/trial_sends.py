@@ -176,7 +176,7 @@ def _contact(workspace: Workspace, instance: CampaignInstance, contact_id: uuid.
         sa.select(Contact, CampaignEnrollment)
         .join(CampaignEnrollment, CampaignEnrollment.contact_id == Contact.id)
         .where(CampaignEnrollment.instance_id == instance.id)
-        .order_by(CampaignEnrollment.enrolled_at, CampaignEnrollment.id)
+        .order_by(CampaignEnrollment.enrolled_at, Contact.email)  # a bulk enrollment shares one time
         .limit(1)
     ).first()
     return (row[0], row[1]) if row else (SAMPLE, None)

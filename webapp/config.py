@@ -47,6 +47,8 @@ class Config:
     RATELIMIT_HEADERS_ENABLED = True
     RATELIMIT_API = _env("RATELIMIT_API", "100 per 15 minutes")
     RATELIMIT_PERFORMANCE = _env("RATELIMIT_PERFORMANCE", "20 per 5 minutes")
+    # Test sends really send: fewer of them than other writes.
+    RATELIMIT_TEST_SEND = _env("RATELIMIT_TEST_SEND", "10 per minute")
     RATELIMIT_LOGIN = _env("RATELIMIT_LOGIN", "10 per minute")
     RATELIMIT_WEBHOOK = _env("RATELIMIT_WEBHOOK", "600 per minute")
     # Reverse proxies in front of the app that set X-Forwarded-For/-Proto: exactly that many hops are

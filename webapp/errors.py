@@ -56,6 +56,13 @@ class Unprocessable(ServiceError):
     error = "Unprocessable Entity"
 
 
+class BadGateway(ServiceError):
+    """A server we depend on (a mail server) refused or could not be reached."""
+
+    status_code = 502
+    error = "Bad Gateway"
+
+
 class ServiceUnavailable(ServiceError):
     status_code = 503
     error = "Service Unavailable"

@@ -108,7 +108,6 @@ def test_a_live_campaign_is_edited_in_one_request(api):
 @pytest.mark.parametrize(
     ("body", "status", "message"),
     [
-        ({}, 400, "at least one"),
         ({"name": None}, 400, "name cannot be null"),
         ({"settings": {"daily_cap": 0}}, 400, "daily_cap"),
         ({"start_at": "2020-01-01T09:00:00Z"}, 409, "future"),

@@ -34,6 +34,8 @@ VALID_BODIES = {
     "LinkedInStepIn": {"action_type": "message", "message": "Hijacked"},
     "LinkedInStepUpdate": {"message": "Hijacked"},
     "InstanceStatusIn": {"status": "paused"},
+    "InstanceUpdateIn": {"name": "Hijacked", "status": "paused"},
+    "TestSendIn": {"step": 1, "to": "planted@outsider.test"},
     "EnrollmentIn": {"contact": {"email": "planted@outsider.test"}},
     "BulkEnrollmentIn": {"contacts": [{"contact": {"email": "planted@outsider.test"}}]},
     "EnrollmentStatusIn": {"status": "paused"},

@@ -148,9 +148,15 @@ def test_new_rep_journey(page, live_server, owner):
     expect(page.locator("#enrollments tbody tr")).to_have_count(4)
     expect(page.locator("#enrollments")).to_contain_text("Katherine Johnson")
 
-    # Launch, pause, resume: only the allowed buttons each time.
+    # Launch: the launch check stops it first (ada@example.com has no first name, which step 1
+    # uses without a default) and asks for a confirmation. Then pause, resume: only the allowed
+    # buttons each time.
     controls = page.get_by_role("group", name="Campaign status")
     controls.get_by_role("button", name="Launch").click()
+    expect(page.get_by_role("heading", name="Launch check", level=1)).to_be_visible()
+    expect(page.locator("#readiness")).to_contain_text("without first_name")
+    page.get_by_role("button", name="Launch anyway").click()
+    page.wait_for_url(campaign_url)
     expect(controls.get_by_role("button", name="Pause")).to_be_visible()
     expect(page.locator("#campaign-header")).to_contain_text("Active")
     assert status_buttons(page) == ["Pause", "Complete"]

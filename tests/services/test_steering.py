@@ -146,13 +146,24 @@ def test_a_scheduled_launch_can_be_cancelled(app, db):
 
 
 def test_a_scheduled_launch_that_cannot_happen_says_why_and_stays_a_draft(app, db):
-    campaign = builders.campaign(steps=0, status=InstanceStatus.DRAFT)
+    campaign = builders.campaign(status=InstanceStatus.DRAFT)
+    builders.EnrollmentFactory(instance=campaign)
+    db.session.commit()
     start = FRIDAY_EVENING + timedelta(hours=1)
     edit(campaign, now=FRIDAY_EVENING, start_at=start)
+    db.session.execute(sa.update(SequenceStep).values(is_active=False))  # its only step, switched off meanwhile
+    db.session.commit()
     assert instances.launch_scheduled(start) == 0
     found = builders.fresh(type(campaign), campaign.id)
     assert (found.status, found.start_at) == (InstanceStatus.DRAFT, None)
-    assert "no active steps" in found.start_error
+    assert "no active step" in found.start_error
+
+
+def test_a_campaign_that_cannot_launch_is_not_scheduled(app, db):
+    campaign = builders.campaign(steps=0, status=InstanceStatus.DRAFT)
+    with pytest.raises(Conflict, match="cannot launch"):
+        edit(campaign, now=FRIDAY_EVENING, start_at=FRIDAY_EVENING + timedelta(hours=1))
+    assert builders.fresh(type(campaign), campaign.id).start_at is None
 
 
 @pytest.mark.parametrize(

@@ -47,7 +47,9 @@ def three_step_campaign(api, n: int, *, allow_other_campaigns: bool = False, **s
         assert response.status_code == 201, response.get_json()
     instance = factories.instance(api, template_data={"id": template["id"]})
     factories.enroll(api, instance["id"], n, allow_other_campaigns=allow_other_campaigns)
-    assert api.patch(f"/instances/{instance['id']}", json={"status": "active"}).status_code == 200
+    # Contacts enrolled in two campaigns on purpose: the launch check's warning is confirmed.
+    launch = {"status": "active", "confirm": allow_other_campaigns}
+    assert api.patch(f"/instances/{instance['id']}", json=launch).status_code == 200
     return instance
 
 

@@ -55,7 +55,9 @@ def campaign(
         assert response.status_code == 201, response.get_json()
     instance = factories.instance(api, template_data={"id": template["id"]})
     factories.enroll(api, instance["id"], n, start=start, **enroll_options)
-    assert api.patch(f"/instances/{instance['id']}", json={"status": "active"}).status_code == 200
+    # Contacts enrolled in two campaigns on purpose: the launch check's warning is confirmed.
+    launch = {"status": "active", "confirm": bool(enroll_options.get("allow_other_campaigns"))}
+    assert api.patch(f"/instances/{instance['id']}", json=launch).status_code == 200
     return instance
 
 

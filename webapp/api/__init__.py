@@ -53,6 +53,7 @@ from webapp.api import (  # noqa: E402, F401
     exports,
     instances,
     mailboxes,
+    readiness,
     replies,
     tasks,
     templates,

@@ -77,6 +77,7 @@ def list_enrollments(instance_id: uuid.UUID, query: EnrollmentQuery):
         sort=query.sort,
         page=query.page,
         limit=query.limit,
+        missing=query.missing,
     )
     return Page(items, total, query.page, query.limit)
 

@@ -61,7 +61,7 @@ def get_instance(instance_id: uuid.UUID):
     tag=TAG,
     body=InstanceUpdateIn,
     response=InstanceOut,
-    extra_errors=(404, 409),
+    extra_errors=(404, 409, 422),
 )
 def update_instance(instance_id: uuid.UUID, body: InstanceUpdateIn):
     """Only the fields given change. Status: draft -> active (launch) -> paused <-> active ->

@@ -1,10 +1,11 @@
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from webapp.schemas.common import Input, Output, Query, UUIDStr
 from webapp.schemas.contacts import ContactData
+from webapp.services.merge_fields import FIELD_PATTERN, is_contact_field
 
 MAX_BULK = 10_000
 ALLOW_OTHER_CAMPAIGNS = (
@@ -74,6 +75,19 @@ class EnrollmentQuery(Query, EnrollmentFilter):
     sort: Literal[
         "enrolled_at", "-enrolled_at", "email", "-email", "status", "-status", "next_action_at", "-next_action_at"
     ] = "-enrolled_at"
+    missing: str | None = Field(
+        default=None,
+        json_schema_extra={"pattern": FIELD_PATTERN},
+        description="Only contacts with no value for this merge field (`first_name`, `custom.industry`...), "
+        "as the launch check names them.",
+    )
+
+    @field_validator("missing")
+    @classmethod
+    def _merge_field(cls, value: str | None) -> str | None:
+        if value is not None and not is_contact_field(value):
+            raise ValueError("must be a contact's merge field, e.g. first_name or custom.industry")
+        return value
 
 
 class ContactBrief(Output):

@@ -1,7 +1,7 @@
 from datetime import datetime
 from typing import Literal
 
-from pydantic import ConfigDict, Field, model_validator
+from pydantic import Field, model_validator
 from pydantic.json_schema import SkipJsonSchema
 
 from webapp.schemas.common import AwareDatetime, Input, Name, Output, Query, UUIDStr
@@ -16,6 +16,11 @@ class InstanceIn(Input):
 
 class InstanceStatusIn(Input):
     status: Literal["active", "paused", "completed"]
+    confirm: bool = Field(
+        default=False,
+        description="Launch despite the launch check's warnings (GET /instances/:id/readiness). A launch with "
+        "warnings and without it is a 422; blocking problems are a 409 either way.",
+    )
 
 
 class InstanceUpdateIn(Input):
@@ -25,17 +30,18 @@ class InstanceUpdateIn(Input):
     enrollments at once. `status` launches, pauses, resumes or completes; `start_at` makes a
     draft launch by itself at that time (null cancels it)."""
 
-    model_config = ConfigDict(json_schema_extra={"minProperties": 1})
-
     name: Name | SkipJsonSchema[None] = None
     settings: CampaignSettings | None = None
     status: Literal["active", "paused", "completed"] | SkipJsonSchema[None] = None
     start_at: AwareDatetime | None = Field(default=None, description="Launch a draft at this time (ISO 8601).")
+    confirm: bool = Field(
+        default=False,
+        description="Launch (or schedule the launch) despite the launch check's warnings "
+        "(GET /instances/:id/readiness). Without it, warnings are a 422; blocking problems are a 409 either way.",
+    )
 
     @model_validator(mode="after")
-    def _something_to_change(self):
-        if not self.model_fields_set:
-            raise ValueError("give at least one of name, settings, status or start_at")
+    def _no_nulls(self):
         for name in ("name", "status"):
             if name in self.model_fields_set and getattr(self, name) is None:
                 raise ValueError(f"{name} cannot be null")

@@ -19,7 +19,7 @@ from webapp.models import CampaignEnrollment, CampaignEvent, CampaignInstance, C
 from webapp.models.enums import EnrollmentStatus, InstanceStatus
 from webapp.schemas.enrollments import EnrollmentIn
 from webapp.schemas.validation import error_message
-from webapp.services import lifecycle, replies
+from webapp.services import lifecycle, merge_fields, replies
 from webapp.services.bulk import bulk_insert, dialect_name, one_of
 from webapp.services.contacts import contact_matches, suppress_contacts
 from webapp.services.instances import first_active_step
@@ -348,15 +348,17 @@ SORTS = {
 
 
 def enrollment_filter(
-    instance: CampaignInstance, *, status: str | None = None, search: str | None = None
+    instance: CampaignInstance, *, status: str | None = None, search: str | None = None, missing: str | None = None
 ) -> list[sa.ColumnElement[bool]]:
     """The conditions of the enrollments list's filters, shared by the list and its CSV export.
-    A search names contact columns: the query joins Contact."""
+    A search or `missing` names contact columns: the query joins Contact."""
     conditions = [CampaignEnrollment.instance_id == instance.id]
     if status:
         conditions.append(CampaignEnrollment.status == status)
     if search:
         conditions.append(contact_matches(search))
+    if missing:
+        conditions.append(merge_fields.lacks_value(missing))
     return conditions
 
 
@@ -369,17 +371,20 @@ def list_enrollments(
     sort: str = "-enrolled_at",
     page: int = 1,
     limit: int = 20,
+    missing: str | None = None,
 ) -> tuple[list[CampaignEnrollment], int]:
     """One page of an instance's enrollments with their contacts, and the total.
 
     With 100,000 enrollments this stays fast: the default order walks the
     (instance_id, enrolled_at, id) index, and the total counts enrollments without joining
-    contacts unless a search needs them.
+    contacts unless a search needs them. `missing` keeps the contacts with no value for that merge
+    field (see services/merge_fields.py), as the launch check counts them.
     """
     instance = get_owned(CampaignInstance, workspace, instance_id)
-    conditions = enrollment_filter(instance, status=status, search=search)
+    conditions = enrollment_filter(instance, status=status, search=search, missing=missing)
+    by_contact = bool(search or missing)
     count = sa.select(sa.func.count()).select_from(CampaignEnrollment).where(*conditions)
-    if search:
+    if by_contact:
         count = count.join(Contact, Contact.id == CampaignEnrollment.contact_id)
     total = db.session.scalar(count)
     column = SORTS[sort.lstrip("-")]
@@ -393,7 +398,7 @@ def list_enrollments(
         # tie-break, and the (workspace_id, email) index can give the order without a sort.
         order = order[:1]
         conditions.append(Contact.workspace_id == workspace.id)
-    if search or column.class_ is Contact:
+    if by_contact or column.class_ is Contact:
         query = joined.where(*conditions).limit(limit).offset(offset)
     else:
         # The page's ids first, from the enrollments' index alone; contacts are joined for those

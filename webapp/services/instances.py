@@ -11,13 +11,13 @@ from datetime import datetime
 import sqlalchemy as sa
 
 from webapp.engine import policy
-from webapp.errors import Conflict, InvalidTransition, NotFound
+from webapp.errors import Conflict, InvalidTransition, NotFound, Unprocessable
 from webapp.extensions import db
 from webapp.models import CampaignEnrollment, CampaignInstance, CampaignTemplate, SequenceStep, Workspace, utcnow
 from webapp.models.enums import EnrollmentStatus, InstanceStatus
 from webapp.schemas.instances import InstanceIn, InstanceUpdateIn
 from webapp.schemas.settings import settings_dict
-from webapp.services import lifecycle
+from webapp.services import lifecycle, readiness
 from webapp.services.lookups import get_owned, like_pattern, paginate
 from webapp.services.mailboxes import checked_settings
 from webapp.services.sending import settings as sending_settings
@@ -86,14 +86,22 @@ def first_active_step(instance: CampaignInstance) -> SequenceStep | None:
 
 
 def change_instance_status(
-    workspace: Workspace, instance_id: uuid.UUID, status: str, *, actor: lifecycle.Actor = lifecycle.Actor.PERSON
+    workspace: Workspace,
+    instance_id: uuid.UUID,
+    status: str,
+    *,
+    actor: lifecycle.Actor = lifecycle.Actor.PERSON,
+    confirm: bool = False,
 ) -> CampaignInstance:
     """Move the instance to `status`, or InvalidTransition (409) naming the allowed ones.
 
-    The row is locked for the change, so two concurrent changes end in one consistent state.
+    A launch (draft to active) passes the launch check first (services/readiness.py): blocking
+    problems refuse it (Conflict, 409), and so do warnings (Unprocessable, 422) unless `confirm`;
+    the error's details list the problems. The row is locked for the change, so two concurrent
+    changes end in one consistent state.
     """
     instance = get_owned(CampaignInstance, workspace, instance_id, lock=True)
-    _transition(instance, status, utcnow(), actor)
+    _transition(workspace, instance, status, utcnow(), actor, confirm=confirm)
     db.session.commit()
     return instance
 
@@ -122,9 +130,9 @@ def update_instance(
     if "settings" in given:
         retimed = _edit_settings(workspace, instance, data.settings, now)
     if "start_at" in given:
-        _schedule(instance, data.start_at, now)
+        _schedule(workspace, instance, data.start_at, now, confirm=data.confirm)
     if data.status is not None:
-        _transition(instance, data.status, now, actor)
+        _transition(workspace, instance, data.status, now, actor, confirm=data.confirm)
     if retimed and instance.started_at is not None and instance.status != InstanceStatus.COMPLETED:
         replan_waiting(instance.id, now)
     db.session.commit()
@@ -151,7 +159,8 @@ def _edit_settings(workspace: Workspace, instance: CampaignInstance, settings, n
     return any(before.get(key) != after.get(key) for key in TIMING_SETTINGS)
 
 
-def _schedule(instance: CampaignInstance, start_at: datetime | None, now: datetime) -> None:
+def _schedule(workspace: Workspace, instance: CampaignInstance, start_at, now: datetime, *, confirm: bool) -> None:
+    """Set or cancel a draft's launch time; one is set only when the launch check lets it launch."""
     if start_at is not None:
         if instance.status != InstanceStatus.DRAFT:
             raise Conflict(f"Only a draft can be scheduled to launch; this campaign is {instance.status}.")
@@ -160,6 +169,7 @@ def _schedule(instance: CampaignInstance, start_at: datetime | None, now: dateti
                 "The launch time must be in the future: launch now instead.",
                 details=[{"field": "start_at", "message": "must be in the future"}],
             )
+        _check_launch(workspace, instance, now, confirm=confirm)
     instance.start_at, instance.start_error = start_at, None
 
 
@@ -209,8 +219,9 @@ def launch_scheduled(now: datetime, *, actor: lifecycle.Actor = lifecycle.Actor.
             db.session.rollback()
             continue
         instance = db.session.get(CampaignInstance, instance_id, populate_existing=True)
-        try:
-            _transition(instance, InstanceStatus.ACTIVE, now, actor)
+        workspace = db.session.get(Workspace, instance.workspace_id)
+        try:  # its warnings were confirmed when it was scheduled; what blocks it now still does
+            _transition(workspace, instance, InstanceStatus.ACTIVE, now, actor, confirm=True)
             launched += 1
         except Conflict as exc:  # e.g. no step left to send
             instance.start_error = exc.message[:500]
@@ -219,7 +230,15 @@ def launch_scheduled(now: datetime, *, actor: lifecycle.Actor = lifecycle.Actor.
     return launched
 
 
-def _transition(instance: CampaignInstance, status: str, now: datetime, actor: lifecycle.Actor) -> None:
+def _transition(
+    workspace: Workspace,
+    instance: CampaignInstance,
+    status: str,
+    now: datetime,
+    actor: lifecycle.Actor,
+    *,
+    confirm: bool = False,
+) -> None:
     allowed = allowed_transitions(instance.status)
     if status not in allowed:
         names = ", ".join(allowed) if allowed else "none (the campaign is completed)"
@@ -229,6 +248,7 @@ def _transition(instance: CampaignInstance, status: str, now: datetime, actor: l
         )
     if status == InstanceStatus.ACTIVE:
         if instance.status == InstanceStatus.DRAFT:
+            _check_launch(workspace, instance, now, confirm=confirm)
             _launch(instance, now, actor)
         instance.paused_at = None
     elif status == InstanceStatus.PAUSED:
@@ -244,6 +264,19 @@ def _transition(instance: CampaignInstance, status: str, now: datetime, actor: l
         )
     instance.start_at, instance.start_error = None, None  # launched, or not a draft any more
     instance.status = status
+
+
+def _check_launch(workspace: Workspace, instance: CampaignInstance, now, *, confirm: bool) -> None:
+    report = readiness.readiness_of(workspace, instance, now=now)
+    if report.blocking:
+        reasons = " ".join(problem.message for problem in report.blocking)
+        raise Conflict(f"The campaign cannot launch yet. {reasons}", details=report.error_details())
+    if report.warnings and not confirm:
+        reasons = " ".join(problem.message for problem in report.warnings)
+        raise Unprocessable(
+            f"Confirm the launch: {reasons} To launch anyway, send confirm: true with the status.",
+            details=report.error_details(),
+        )
 
 
 def _launch(instance: CampaignInstance, now, actor: lifecycle.Actor) -> None:

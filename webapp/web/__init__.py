@@ -27,7 +27,7 @@ def register_web(app: Flask) -> None:
 
     app.register_blueprint(contacts.bp)
     app.register_blueprint(imports.bp)
-    from webapp.web import instances
+    from webapp.web import instances, readiness  # noqa: F401 (readiness adds pages to the campaigns' blueprint)
 
     app.register_blueprint(instances.bp)
     from webapp.web import mailboxes

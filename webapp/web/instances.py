@@ -14,7 +14,7 @@ from flask import Blueprint, flash, redirect, request, url_for
 from pydantic import BaseModel, ValidationError
 
 from webapp.downloads import csv_download
-from webapp.errors import Conflict, NotFound, ValidationFailed
+from webapp.errors import Conflict, InvalidTransition, NotFound, Unprocessable, ValidationFailed
 from webapp.htmx import hx_redirect, hx_trigger, is_htmx, render
 from webapp.models.enums import EnrollmentStatus, InstanceStatus
 from webapp.schemas.analytics import PerformanceOut
@@ -24,7 +24,17 @@ from webapp.schemas.instances import InstanceIn, InstanceQuery, InstanceStatusIn
 from webapp.schemas.tasks import ResolveDeliveryIn, ScheduleQuery
 from webapp.schemas.validation import validation_failed
 from webapp.security import current_workspace, require_login, safe_next
-from webapp.services import analytics, enrollments, exports, instances, lifecycle, mailboxes, schedule, templates
+from webapp.services import (
+    analytics,
+    enrollments,
+    exports,
+    instances,
+    lifecycle,
+    mailboxes,
+    readiness,
+    schedule,
+    templates,
+)
 from webapp.services.sending import deliveries
 from webapp.web import errors_by_field
 from webapp.web.forms import form_data
@@ -190,6 +200,7 @@ def _enrollments_context(workspace, instance) -> dict:
         sort=query.sort,
         page=query.page,
         limit=ENROLLMENTS_PER_PAGE,
+        missing=query.missing,
     )
     return {
         "rows": rows,
@@ -197,7 +208,7 @@ def _enrollments_context(workspace, instance) -> dict:
         "enrollment_page": query.page,
         "enrollment_pages": _pages(total, ENROLLMENTS_PER_PAGE),
         "filters": query,
-        "filtered": bool(query.status or query.search),
+        "filtered": bool(query.status or query.search or query.missing),
         "sorts": ENROLLMENT_SORTS,
         "enrollment_statuses": [str(status) for status in EnrollmentStatus],
         "next_url": _here(),
@@ -212,6 +223,7 @@ def _attention_context(workspace, instance) -> dict:
         "unknown_total": total,
         "unknown_here": here,
         "unavailable_mailboxes": mailboxes.unavailable_for(workspace, instance),
+        "missing_data": readiness.paused_for_missing_data(instance),
     }
 
 
@@ -237,13 +249,25 @@ def show(instance_id: uuid.UUID):
 
 @bp.post("/<uuid:instance_id>/status")
 def change_status(instance_id: uuid.UUID):
-    """Launch, pause, resume or complete; completing needs a confirmation."""
+    """Launch, pause, resume or complete; completing needs a confirmation, and so does a launch
+    with the launch check's warnings (a launch it refuses goes to the launch check page)."""
     workspace = current_workspace()
     instances.get_instance(workspace, instance_id)
     body = _validate(InstanceStatusIn, {"status": request.form.get("status")})
-    if body.status == InstanceStatus.COMPLETED and request.form.get("confirm") != "yes":
+    confirm = request.form.get("confirm") == "yes"
+    if body.status == InstanceStatus.COMPLETED and not confirm:
         return hx_redirect(url_for(".confirm_complete", instance_id=instance_id))
-    instance = instances.change_instance_status(workspace, instance_id, body.status)
+    try:
+        instance = instances.change_instance_status(workspace, instance_id, body.status, confirm=confirm)
+    except (Conflict, Unprocessable) as exc:
+        if isinstance(exc, InvalidTransition):
+            raise
+        # The launch check refused: its page shows the problems and asks to confirm warnings.
+        if isinstance(exc, Unprocessable):
+            flash("Check the warnings, then confirm the launch.", "warning")
+        else:
+            flash("The campaign cannot launch yet: fix the blocking problems first.", "error")
+        return hx_redirect(url_for(".launch_check", instance_id=instance_id))
     message = {
         InstanceStatus.ACTIVE: f"“{instance.name}” is active: due steps go out at the next run.",
         InstanceStatus.PAUSED: f"“{instance.name}” is paused: nothing is sent until you resume it.",

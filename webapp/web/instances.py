@@ -16,7 +16,7 @@ from pydantic import BaseModel, ValidationError
 from webapp.errors import Conflict, NotFound, ValidationFailed
 from webapp.htmx import hx_redirect, hx_trigger, is_htmx, render
 from webapp.models.enums import EnrollmentStatus, InstanceStatus
-from webapp.schemas.analytics import PerformanceOut
+from webapp.schemas.analytics import PerformanceOut, of_step
 from webapp.schemas.common import Query
 from webapp.schemas.enrollments import EnrollmentQuery, EnrollmentStatusIn
 from webapp.schemas.instances import InstanceIn, InstanceQuery, InstanceStatusIn
@@ -51,8 +51,21 @@ ENROLLMENT_SORTS = (
 COMPLETE_QUESTION = (
     "Complete this campaign? Nothing more will be sent and its live enrollments end. This cannot be undone."
 )
-SERIES = ("sent", "opened", "clicked", "replied", "bounced")
-FUNNEL = ("sent", "opened", "clicked", "replied")
+# The daily chart: emails sent, and contacts on the day they first opened, clicked, replied, bounced.
+SERIES = (
+    ("sent", "Emails sent"),
+    ("opened", "Contacts who first opened"),
+    ("clicked", "Contacts who first clicked"),
+    ("replied", "Contacts who replied"),
+    ("bounced", "Contacts who bounced"),
+)
+# The steps chart: contacts per step, with each rate of the contacts who received that step.
+FUNNEL = (
+    ("received", "Contacts who received the step", None),
+    ("opened", "Contacts who opened", "open_rate"),
+    ("clicked", "Contacts who clicked", "click_rate"),
+    ("replied", "Contacts who replied", "reply_rate"),
+)
 
 
 def _query(model: type[BaseModel]) -> BaseModel:
@@ -340,8 +353,8 @@ def chart_data(performance: PerformanceOut) -> dict:
             "kind": "line",
             "labels": [point.date.isoformat() for point in performance.daily],
             "series": [
-                {"key": key, "label": key.capitalize(), "data": [getattr(point, key) for point in performance.daily]}
-                for key in SERIES
+                {"key": key, "label": label, "data": [getattr(point, key) for point in performance.daily]}
+                for key, label in SERIES
             ],
         },
         "funnel": {
@@ -350,10 +363,15 @@ def chart_data(performance: PerformanceOut) -> dict:
             "series": [
                 {
                     "key": key,
-                    "label": key.capitalize(),
-                    "data": [getattr(step.totals, key) for step in performance.steps],
+                    "label": label,
+                    "data": [getattr(step.contacts, key) for step in performance.steps],
+                    # The tooltip's words after each number: the rate and what it is of.
+                    "notes": [
+                        f"{getattr(step.rates, rate) * 100:.1f}% {of_step(step.step_number)}" if rate else ""
+                        for step in performance.steps
+                    ],
                 }
-                for key in FUNNEL
+                for key, label, rate in FUNNEL
             ],
         },
     }

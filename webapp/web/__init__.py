@@ -34,6 +34,9 @@ def register_web(app: Flask) -> None:
 
     app.register_blueprint(mailboxes.bp)
     from webapp.schemas.analytics import RATE_BASES, of_step
+    from webapp.web.times import init_times
+
+    init_times(app)
 
     app.jinja_env.globals.update(
         rate_bases=RATE_BASES,

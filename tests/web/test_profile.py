@@ -73,10 +73,8 @@ def test_pages_show_times_in_the_users_zone_named_and_the_api_keeps_utc(app, cli
     page, event = timeline(client, api, "2026-11-20T20:00:00Z")
 
     # 20:00 UTC is 05:00 the next day in Tokyo: the date moves too.
-    assert re.search(
-        r'<time datetime="2026-11-20T20:00:00\+00:00" title="Asia/Tokyo; 2026-11-20 20:00 UTC">2026-11-21 05:00 JST</time>',
-        page,
-    )
+    utc = '<time datetime="2026-11-20T20:00:00+00:00" title="Asia/Tokyo; 2026-11-20 20:00 UTC">'
+    assert f"{utc}2026-11-21 05:00 JST</time>" in page
     assert event["occurred_at"].startswith("2026-11-20T20:00:00")
 
 

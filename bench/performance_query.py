@@ -48,6 +48,7 @@ from bench.common import (
     stopwatch,
     verdict,
 )
+from webapp.services.events import FIRST_KINDS
 
 INSTANCES = 10
 ENROLLMENTS_PER_INSTANCE = 10_000
@@ -119,28 +120,32 @@ def instance_events(rng: random.Random, index: int, enrollments: list[uuid.UUID]
 
 # The rollups and first-event rows that services.events._update_rollups produces when the
 # events arrive in chronological order: raw counts per (instance, step or nil, UTC day, type);
-# per (enrollment, type) and per (enrollment, step, type) the first open/click, counted on its
-# day as unique:<type> (nil step) and unique_step:<type>.
-ROLLUPS_SQL = """
+# per (enrollment, kind) and per (enrollment, step, kind) the first event of each kind that
+# services.events.FIRST_KINDS counts once per contact, counted on its day as unique:<kind> (nil
+# step) and unique_step:<kind>.
+_KINDS = "VALUES " + ", ".join(f"('{t}', '{k}')" for t, kinds in FIRST_KINDS.items() for k in kinds)
+ROLLUPS_SQL = f"""
 WITH ev AS (
     SELECT instance_id, enrollment_id, step_id, type, occurred_at FROM campaign_events
     WHERE instance_id = ANY(%(ids)s)
 ), firsts AS (
-    SELECT ev.instance_id, s.step, s.prefix, ev.type, min(ev.occurred_at) AS first_at
-    FROM ev CROSS JOIN LATERAL (VALUES (%(nil)s::uuid, 'unique:'), (ev.step_id, 'unique_step:')) AS s(step, prefix)
-    WHERE ev.type IN ('opened', 'clicked') AND s.step IS NOT NULL
-    GROUP BY ev.instance_id, ev.enrollment_id, s.step, s.prefix, ev.type
+    SELECT ev.instance_id, s.step, s.prefix, k.kind, min(ev.occurred_at) AS first_at
+    FROM ev JOIN ({_KINDS}) AS k(type, kind) ON k.type = ev.type
+    CROSS JOIN LATERAL (VALUES (%(nil)s::uuid, 'unique:'), (ev.step_id, 'unique_step:')) AS s(step, prefix)
+    WHERE s.step IS NOT NULL
+    GROUP BY ev.instance_id, ev.enrollment_id, s.step, s.prefix, k.kind
 )
 SELECT instance_id, coalesce(step_id, %(nil)s::uuid), (occurred_at AT TIME ZONE 'UTC')::date, type, count(*)
 FROM ev GROUP BY 1, 2, 3, 4
 UNION ALL
-SELECT instance_id, step, (first_at AT TIME ZONE 'UTC')::date, prefix || type, count(*)
+SELECT instance_id, step, (first_at AT TIME ZONE 'UTC')::date, prefix || kind, count(*)
 FROM firsts GROUP BY 1, 2, 3, 4
 """
-FIRSTS_SQL = """
-SELECT DISTINCT e.enrollment_id, s.step, e.type
-FROM campaign_events e CROSS JOIN LATERAL (VALUES (%(nil)s::uuid), (e.step_id)) AS s(step)
-WHERE e.instance_id = ANY(%(ids)s) AND e.type IN ('opened', 'clicked') AND s.step IS NOT NULL
+FIRSTS_SQL = f"""
+SELECT DISTINCT e.enrollment_id, s.step, k.kind
+FROM campaign_events e JOIN ({_KINDS}) AS k(type, kind) ON k.type = e.type
+CROSS JOIN LATERAL (VALUES (%(nil)s::uuid), (e.step_id)) AS s(step)
+WHERE e.instance_id = ANY(%(ids)s) AND s.step IS NOT NULL
 """
 # Stop rules with the default stop_on (reply, bounce, unsubscribe): the first stopping event of an
 # enrollment decides. The generator gives an enrollment at most one stopping event, all bounces

@@ -159,3 +159,25 @@ def test_the_database_rejects_the_same_contact_email_twice_in_a_workspace(db, wo
     db.session.add(other)
     db.session.commit()
     insert_contact(other.id, "a@x.io")
+
+
+def counting_rows() -> tuple[list, list]:
+    rollups = db.session.execute(sa.text("SELECT instance_id, step_id, day, type, n FROM event_rollups")).all()
+    firsts = db.session.execute(sa.text("SELECT enrollment_id, step_id, type FROM event_firsts")).all()
+    return sorted(map(tuple, rollups), key=str), sorted(map(tuple, firsts), key=str)
+
+
+def test_the_per_contact_counts_of_events_stored_before_are_counted_as_ingestion_counts_them(fresh_app):
+    from tests.services.test_analytics_contacts import seeded
+
+    upgrade()
+    seeded(db)
+    counted = counting_rows()
+    db.session.remove()
+
+    downgrade(revision="9e3f6a1c2b70")
+    kinds = {kind for *_, kind in counting_rows()[1]}
+    assert kinds == {"opened"}, "the downgrade leaves only the counts the old code kept"
+    upgrade()
+
+    assert counting_rows() == counted

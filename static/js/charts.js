@@ -6,7 +6,9 @@
  * polled every 10 s), and destroys a chart when htmx removes its canvas.
  *
  * JSON shape: {"kind": "line" | "funnel", "labels": [...],
- *              "series": [{"key": "sent", "label": "Sent", "data": [...]}, ...]}
+ *              "series": [{"key": "sent", "label": "Sent", "data": [...], "notes": [...]}, ...]}
+ * `notes` (optional) are the words the tooltip adds after each number, e.g. "50.0% of contacts
+ * who received step 2": the server writes them, so the chart says what the tables say.
  * A "funnel" is a horizontal bar chart (one group of bars per step).
  */
 (function () {
@@ -46,6 +48,7 @@
       var set = {
         label: series.label,
         data: series.data,
+        notes: series.notes || [],
         borderColor: colour,
         backgroundColor: colour
       };
@@ -81,6 +84,14 @@
         animation: false,
         interaction: { mode: "index", intersect: false },
         plugins: {
+          tooltip: {
+            callbacks: {
+              label: function (item) {
+                var note = item.dataset.notes[item.dataIndex];
+                return item.dataset.label + ": " + item.formattedValue + (note ? " (" + note + ")" : "");
+              }
+            }
+          },
           // A thin sample in the legend shows each line's dash pattern.
           legend: {
             position: "bottom",

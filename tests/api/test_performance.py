@@ -7,7 +7,7 @@ def _post(api, events):
     return response.get_json()["data"]
 
 
-def test_performance_counts_enrollments_events_unique_opens_and_rates(api):
+def test_rates_are_per_contact_and_a_steps_rates_are_of_those_who_received_it(api):
     instance = factories.instance(api, status="active")
     factories.enroll(api, instance["id"], 4)
     template = api.get(f"/templates/{instance['template_id']}").get_json()["data"]
@@ -57,11 +57,21 @@ def test_performance_counts_enrollments_events_unique_opens_and_rates(api):
         "unsubscribed": 0,
     }
     assert data["statuses"]["replied"] == 1 and data["statuses"]["bounced"] == 1
+    # 4 contacts got 5 messages: per message the open rate would be 2 / 5, per contact it is 2 / 4.
+    assert data["contacts"] == {
+        "contacted": 4,
+        "emailed": 4,
+        "opened": 2,
+        "clicked": 1,
+        "replied": 1,
+        "bounced": 1,
+        "unsubscribed": 0,
+    }
     assert data["rates"] == {
-        "open_rate": 0.4,
-        "click_rate": 0.2,
-        "reply_rate": 0.2,
-        "bounce_rate": 0.2,
+        "open_rate": 0.5,
+        "click_rate": 0.25,
+        "reply_rate": 0.25,
+        "bounce_rate": 0.25,
         "unsubscribe_rate": 0.0,
     }
     first, second = data["steps"]
@@ -74,8 +84,24 @@ def test_performance_counts_enrollments_events_unique_opens_and_rates(api):
         "bounced": 1,
         "unsubscribed": 0,
     }
-    assert first["rates"]["open_rate"] == 0.5
+    assert first["contacts"] == {
+        "received": 4,
+        "opened": 2,
+        "clicked": 1,
+        "replied": 1,
+        "bounced": 1,
+        "unsubscribed": 0,
+    }
+    assert first["rates"] == {
+        "open_rate": 0.5,
+        "click_rate": 0.25,
+        "reply_rate": 0.25,
+        "bounce_rate": 0.25,
+        "unsubscribe_rate": 0.0,
+    }
+    # Step 2 went to one contact, who opened it: 100% of those who received step 2.
     assert (second["totals"]["sent"], second["totals"]["opened"]) == (1, 1)
+    assert (second["contacts"]["received"], second["rates"]["open_rate"]) == (1, 1.0)
     assert data["daily"] == [
         {"date": "2026-11-20", "sent": 4, "opened": 1, "clicked": 1, "replied": 0, "bounced": 1},
         {"date": "2026-11-21", "sent": 0, "opened": 1, "clicked": 0, "replied": 1, "bounced": 0},

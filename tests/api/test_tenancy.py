@@ -396,9 +396,11 @@ def test_performance_counts_only_the_workspace_own_events(api, owned, theirs):
         },
     )
     assert response.get_json()["data"]["stored"] == 2
-    totals = theirs.api.get(f"/instances/{theirs.instance['id']}/performance").get_json()["data"]["totals"]
+    data = theirs.api.get(f"/instances/{theirs.instance['id']}/performance").get_json()["data"]
+    totals, contacts = data["totals"], data["contacts"]
     assert totals["enrolled"] == 2
     assert (totals["sent"], totals["opened"], totals["replied"]) == (1, 1, 0)
+    assert (contacts["emailed"], contacts["opened"], contacts["replied"], data["rates"]["open_rate"]) == (1, 1, 0, 1.0)
     owner_after = api.get(f"/instances/{owned.instance['id']}/performance").get_json()["data"]
     assert owner_after == owner_before
     assert (owner_after["totals"]["sent"], owner_after["totals"]["opened"]) == (2, 1)

@@ -128,7 +128,7 @@ def test_paused_bouncing_and_unknown_campaigns_need_attention(app, api, client, 
 
     attention = html[html.index('id="attention"') : html.index('id="tasks-today"')]
     assert "Paused one" in attention and "Nothing is sent until it is resumed." in attention
-    assert "Bouncy one" in attention and "50.0% (1 of 2 sent in the last 30 days)" in attention
+    assert "Bouncy one" in attention and "50.0% of contacts emailed (1 of 2, since launch)" in attention
     assert "Unknown one" in attention and "may or may not have gone out" in attention
     assert "Healthy one" not in attention
 

@@ -541,34 +541,39 @@ def test_the_performance_fragment_shows_the_apis_numbers(web, api, active):
     assert body.lstrip().startswith('<section id="performance"')
     assert 'hx-trigger="every 10s, campaign-status-changed from:body"' in body
     stats = dict(re.findall(r"<dt>(\w[\w ]*)</dt><dd>(?:<a [^>]*>)?(\d+)", body))
-    totals = expected["totals"]
+    totals, contacts = expected["totals"], expected["contacts"]
     assert stats == {
         "Enrolled": str(totals["enrolled"]),
         "In progress": str(totals["active"]),
         "Completed": str(totals["completed"]),
-        "Sent": str(totals["sent"]),
-        "Delivered": str(totals["delivered"]),
-        "Opened": str(totals["opened"]),
-        "Clicked": str(totals["clicked"]),
-        "Replied": str(totals["replied"]),
-        "Bounced": str(totals["bounced"]),
-        "Unsubscribed": str(totals["unsubscribed"]),
+        "Contacted": str(contacts["contacted"]),
+        "Emailed": str(contacts["emailed"]),
+        "Opened": str(contacts["opened"]),
+        "Clicked": str(contacts["clicked"]),
+        "Replied": str(contacts["replied"]),
+        "Bounced": str(contacts["bounced"]),
+        "Unsubscribed": str(contacts["unsubscribed"]),
         "Interested": str(expected["leads"]["interested"]),
         "Meetings booked": str(expected["leads"]["meeting_booked"]),
     }
-    assert totals["sent"] == 3 and totals["opened"] == 2
-    rate = expected["rates"]["open_rate"] * 100
-    assert f"{rate:.1f}%" in body
-    assert f'href="/campaigns/{active["id"]}?status=replied#enrollments">{totals["replied"]}</a>' in body
-    assert f'href="/campaigns/{active["id"]}?status=bounced#enrollments">{totals["bounced"]}</a>' in body
+    assert totals["sent"] == 3 and contacts["opened"] == 2
+    assert f'{expected["rates"]["open_rate"] * 100:.1f}% <span class="campaign-rate__base">of contacts emailed' in body
+    assert (
+        f'{expected["rates"]["reply_rate"] * 100:.1f}% <span class="campaign-rate__base">of contacts contacted' in body
+    )
+    assert f'href="/campaigns/{active["id"]}?status=replied#enrollments">{contacts["replied"]}</a>' in body
+    assert f'href="/campaigns/{active["id"]}?status=bounced#enrollments">{contacts["bounced"]}</a>' in body
     daily = [(d["date"], d["sent"], d["opened"]) for d in expected["daily"]]
     for day, sent, opened in daily:
         assert re.search(
             rf'<th scope="row">{day}</th>\s*<td class="numeric">{sent}</td>\s*<td class="numeric">{opened}</td>', body
         )
-    first_step = expected["steps"][0]["totals"]
+    first_step = expected["steps"][0]
     assert re.search(
-        rf'<td class="numeric">{first_step["sent"]}</td>\s*<td class="numeric">{first_step["delivered"]}</td>', body
+        rf'<td class="numeric">{first_step["contacts"]["received"]}</td>\s*'
+        rf'<td class="numeric">{first_step["contacts"]["opened"]} <span class="campaign-rate" '
+        rf'title="{first_step["rates"]["open_rate"] * 100:.1f}% of contacts who received step 1">',
+        body,
     )
 
 

@@ -18,3 +18,5 @@ class User(UUIDPrimaryKey, Timestamps, Base):
     session_version: Mapped[int] = mapped_column(default=1)
     is_active: Mapped[bool] = mapped_column(default=True)
     last_login_at: Mapped[datetime | None]
+    # IANA name; the pages show times in it (the API keeps UTC).
+    timezone: Mapped[str] = mapped_column(sa.String(64), default="UTC", server_default="UTC")

@@ -36,7 +36,20 @@ from webapp.services.bulk import bulk_insert, dialect_name, one_of
 from webapp.services.contacts import suppress_contacts
 from webapp.services.sending.settings import campaign_stop_on
 
-UNIQUE_TYPES = (EventType.OPENED, EventType.CLICKED)
+# What each event type counts once per contact (enrollment), in event_firsts and in the rollups as
+# unique:<kind> (any step) and unique_step:<kind>: the per-contact numbers and rates of
+# services.analytics. An email sent or a task done means the contact was contacted; a complaint
+# counts as an unsubscribe.
+FIRST_KINDS: dict[str, tuple[str, ...]] = {
+    EventType.SENT: ("sent", "contacted"),
+    EventType.TASK_COMPLETED: ("contacted",),
+    EventType.OPENED: ("opened",),
+    EventType.CLICKED: ("clicked",),
+    EventType.REPLIED: ("replied",),
+    EventType.BOUNCED: ("bounced",),
+    EventType.UNSUBSCRIBED: ("unsubscribed",),
+    EventType.COMPLAINED: ("unsubscribed",),
+}
 STOPPING_TYPES = (EventType.REPLIED, EventType.BOUNCED, EventType.UNSUBSCRIBED, EventType.COMPLAINED)
 NO_ENROLLMENT = "no enrollment matches this event in the workspace"
 
@@ -226,6 +239,8 @@ _EVENT_COLUMNS = {
     "metadata": "jsonb",
 }
 _INSERTED = ("workspace_id", "instance_id", *list(_EVENT_COLUMNS)[1:])
+# Constants of FIRST_KINDS, so written into the statement as literals.
+_FIRST_KINDS_VALUES = ", ".join(f"('{kind_of}', '{kind}')" for kind_of, kinds in FIRST_KINDS.items() for kind in kinds)
 _INGEST_SQL = f"""
 WITH src AS (
     SELECT t.*, e.instance_id, e.id IS NOT NULL AS known,
@@ -242,11 +257,12 @@ WITH src AS (
     ON CONFLICT (workspace_id, provider, provider_event_id) DO NOTHING
     RETURNING instance_id, enrollment_id, step_id, type, occurred_at, metadata
 ), candidates AS (
-    SELECT DISTINCT ON (ins.enrollment_id, s.step_id, ins.type)
-        ins.enrollment_id, s.step_id, ins.type, ins.instance_id, (ins.occurred_at AT TIME ZONE 'UTC')::date AS day
-    FROM ins CROSS JOIN LATERAL (VALUES (%(nil)s::uuid), (ins.step_id)) AS s(step_id)
-    WHERE ins.type IN ('opened', 'clicked') AND s.step_id IS NOT NULL
-    ORDER BY ins.enrollment_id, s.step_id, ins.type, ins.occurred_at
+    SELECT DISTINCT ON (ins.enrollment_id, s.step_id, k.kind)
+        ins.enrollment_id, s.step_id, k.kind AS type, ins.instance_id, (ins.occurred_at AT TIME ZONE 'UTC')::date AS day
+    FROM ins JOIN (VALUES {_FIRST_KINDS_VALUES}) AS k(type, kind) ON k.type = ins.type
+    CROSS JOIN LATERAL (VALUES (%(nil)s::uuid), (ins.step_id)) AS s(step_id)
+    WHERE s.step_id IS NOT NULL
+    ORDER BY ins.enrollment_id, s.step_id, k.kind, ins.occurred_at
 ), firsts AS (
     INSERT INTO event_firsts (enrollment_id, step_id, type)
     SELECT enrollment_id, step_id, type FROM candidates ORDER BY enrollment_id, step_id, type
@@ -351,17 +367,17 @@ def _update_rollups(rows: list[dict]) -> None:
         step = row["step_id"] or NIL_UUID
         day = row["occurred_at"].date()
         counts[(row["instance_id"], step, day, row["type"])] += 1
-        if row["type"] in UNIQUE_TYPES:
-            firsts.append((row, NIL_UUID))
+        for kind in FIRST_KINDS.get(row["type"], ()):
+            firsts.append((row, NIL_UUID, kind))
             if step != NIL_UUID:
-                firsts.append((row, step))
+                firsts.append((row, step, kind))
     if firsts:
         first_rows, keys = [], set()
-        for row, step in sorted(firsts, key=lambda item: item[0]["occurred_at"]):
-            key = (row["enrollment_id"], step, row["type"])
+        for row, step, kind in sorted(firsts, key=lambda item: item[0]["occurred_at"]):
+            key = (row["enrollment_id"], step, kind)
             if key not in keys:
                 keys.add(key)
-                first_rows.append(({"enrollment_id": key[0], "step_id": step, "type": row["type"]}, row))
+                first_rows.append(({"enrollment_id": key[0], "step_id": step, "type": kind}, row))
         table = EventFirst.__table__
         inserted = bulk_insert(
             table,
@@ -374,7 +390,7 @@ def _update_rollups(rows: list[dict]) -> None:
             if (first["enrollment_id"], first["step_id"], first["type"]) in new:
                 prefix = "unique" if first["step_id"] == NIL_UUID else "unique_step"
                 counts[
-                    (row["instance_id"], first["step_id"], row["occurred_at"].date(), f"{prefix}:{row['type']}")
+                    (row["instance_id"], first["step_id"], row["occurred_at"].date(), f"{prefix}:{first['type']}")
                 ] += 1
     table = EventRollup.__table__
     rollup_rows = [

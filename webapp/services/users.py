@@ -10,7 +10,7 @@ from flask import current_app
 from webapp.errors import Conflict, ValidationFailed
 from webapp.extensions import db
 from webapp.models import User, Workspace, utcnow
-from webapp.schemas.common import normalize_email
+from webapp.schemas.common import check_timezone, normalize_email
 
 MIN_PASSWORD_LENGTH = 8
 MAX_PASSWORD_LENGTH = 128
@@ -98,3 +98,20 @@ def change_password(user: User, *, password: str) -> None:
     user.password_hash = hash_password(password)
     user.session_version += 1
     db.session.commit()
+
+
+def set_timezone(user: User, *, timezone: str) -> User:
+    """Set the time zone the pages show `user` times in (an IANA name such as Europe/Paris).
+
+    Raises ValidationFailed for a name zoneinfo does not know.
+    """
+    timezone = (timezone or "").strip()
+    try:
+        if not timezone:
+            raise ValueError("choose a time zone, such as Europe/Paris or UTC")
+        check_timezone(timezone)
+    except ValueError as exc:
+        raise ValidationFailed(f"Time zone: {exc}.", details=[{"field": "timezone", "message": str(exc)}]) from exc
+    user.timezone = timezone
+    db.session.commit()
+    return user

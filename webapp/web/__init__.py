@@ -33,7 +33,14 @@ def register_web(app: Flask) -> None:
     from webapp.web import mailboxes
 
     app.register_blueprint(mailboxes.bp)
+    from webapp.schemas.analytics import RATE_BASES, of_step
+    from webapp.web.times import init_times
+
+    init_times(app)
+
     app.jinja_env.globals.update(
+        rate_bases=RATE_BASES,
+        of_step=of_step,
         asset_url=asset_url,
         url_with_query=url_with_query,
         forms=MacroLibrary("_macros/forms.html"),

@@ -17,7 +17,7 @@ from webapp.downloads import csv_download
 from webapp.errors import Conflict, InvalidTransition, NotFound, Unprocessable, ValidationFailed
 from webapp.htmx import hx_redirect, hx_trigger, is_htmx, render
 from webapp.models.enums import EnrollmentStatus, InstanceStatus
-from webapp.schemas.analytics import PerformanceOut
+from webapp.schemas.analytics import PerformanceOut, of_step
 from webapp.schemas.common import Query
 from webapp.schemas.enrollments import EnrollmentFilter, EnrollmentQuery, EnrollmentStatusIn
 from webapp.schemas.instances import InstanceIn, InstanceQuery, InstanceStatusIn
@@ -62,8 +62,21 @@ ENROLLMENT_SORTS = (
 COMPLETE_QUESTION = (
     "Complete this campaign? Nothing more will be sent and its live enrollments end. This cannot be undone."
 )
-SERIES = ("sent", "opened", "clicked", "replied", "bounced")
-FUNNEL = ("sent", "opened", "clicked", "replied")
+# The daily chart: emails sent, and contacts on the day they first opened, clicked, replied, bounced.
+SERIES = (
+    ("sent", "Emails sent"),
+    ("opened", "Contacts who first opened"),
+    ("clicked", "Contacts who first clicked"),
+    ("replied", "Contacts who replied"),
+    ("bounced", "Contacts who bounced"),
+)
+# The steps chart: contacts per step, with each rate of the contacts who received that step.
+FUNNEL = (
+    ("received", "Contacts who received the step", None),
+    ("opened", "Contacts who opened", "open_rate"),
+    ("clicked", "Contacts who clicked", "click_rate"),
+    ("replied", "Contacts who replied", "reply_rate"),
+)
 
 
 def _query(model: type[BaseModel]) -> BaseModel:
@@ -380,8 +393,8 @@ def chart_data(performance: PerformanceOut) -> dict:
             "kind": "line",
             "labels": [point.date.isoformat() for point in performance.daily],
             "series": [
-                {"key": key, "label": key.capitalize(), "data": [getattr(point, key) for point in performance.daily]}
-                for key in SERIES
+                {"key": key, "label": label, "data": [getattr(point, key) for point in performance.daily]}
+                for key, label in SERIES
             ],
         },
         "funnel": {
@@ -390,10 +403,15 @@ def chart_data(performance: PerformanceOut) -> dict:
             "series": [
                 {
                     "key": key,
-                    "label": key.capitalize(),
-                    "data": [getattr(step.totals, key) for step in performance.steps],
+                    "label": label,
+                    "data": [getattr(step.contacts, key) for step in performance.steps],
+                    # The tooltip's words after each number: the rate and what it is of.
+                    "notes": [
+                        f"{getattr(step.rates, rate) * 100:.1f}% {of_step(step.step_number)}" if rate else ""
+                        for step in performance.steps
+                    ],
                 }
-                for key in FUNNEL
+                for key, label, rate in FUNNEL
             ],
         },
     }

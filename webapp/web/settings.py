@@ -1,6 +1,8 @@
-"""Workspace settings: API keys, the webhook secret and URLs, provider credentials, sender defaults.
+"""Workspace settings: API keys, the webhook secret and URLs, provider credentials, sender defaults;
+and the signed-in user's own profile (time zone).
 
-Owners manage them; members see the page read-only and get 403 on every change. Secrets are
+Owners manage the workspace's; members see them read-only and get 403 on every change (each sets
+their own profile). Secrets are
 never written back into a page: a new API key is shown once, in the response that created it;
 the webhook secret only when an owner asks to reveal it; provider credentials only as "saved".
 """
@@ -17,6 +19,7 @@ from webapp.htmx import hx_trigger, is_htmx, render
 from webapp.security import current_workspace, require_login
 from webapp.services.api_keys import KEY_PREFIX, create_api_key, list_api_keys, revoke_api_key
 from webapp.services.providers import get_provider_settings, set_provider_settings
+from webapp.services.users import set_timezone
 from webapp.services.workspaces import (
     REPLY_STOPS_CAMPAIGN,
     REPLY_STOPS_DOMAIN,
@@ -125,6 +128,8 @@ def _context(**overrides) -> dict:
         "reply_stops": reply_stops(workspace),
         "reply_reach_choices": REPLY_REACH_CHOICES,
         "reply_errors": {},
+        "profile_timezone": current_user.timezone,
+        "profile_errors": {},
     }
     context.update(overrides)
     return context
@@ -278,3 +283,15 @@ def save_replies():
         context = _context(reply_errors=errors_by_field(exc.details))
         return render(TEMPLATE, block="replies", status=422, **context)
     return _done("replies", "Reply settings saved.", "replies")
+
+
+@bp.post("/settings/profile")
+def save_profile():
+    """The signed-in user's own time zone, in which every page shows times (any member may set theirs)."""
+    value = request.form.get("timezone", "")
+    try:
+        set_timezone(current_user.user, timezone=value)
+    except ValidationFailed as exc:
+        context = _context(profile_timezone=value, profile_errors=errors_by_field(exc.details))
+        return render(TEMPLATE, block="profile", status=422, **context)
+    return _done("profile", "Your time zone is saved: times are now shown in it.", "profile")

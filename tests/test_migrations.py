@@ -175,7 +175,7 @@ def test_the_per_contact_counts_of_events_stored_before_are_counted_as_ingestion
     counted = counting_rows()
     db.session.remove()
 
-    downgrade(revision="9e3f6a1c2b70")
+    downgrade(revision="5d2e8b7c4a91")
     kinds = {kind for *_, kind in counting_rows()[1]}
     assert kinds == {"opened"}, "the downgrade leaves only the counts the old code kept"
     upgrade()

@@ -8,7 +8,7 @@ opens and clicks. This migration counts the events stored before it the same way
 below is a frozen copy of services.events.FIRST_KINDS as it was when this ran.
 
 Revision ID: 5d2e8c4a7f31
-Revises: 9e3f6a1c2b70
+Revises: 5d2e8b7c4a91
 Create Date: 2026-12-05 09:00:00
 
 """
@@ -19,7 +19,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "5d2e8c4a7f31"
-down_revision = "9e3f6a1c2b70"
+down_revision = "5d2e8b7c4a91"
 branch_labels = None
 depends_on = None
 

@@ -702,6 +702,7 @@ def test_every_route_is_404_for_another_workspace(app, client, api, outsider, lo
         f"{base}/performance",
         f"{base}/schedule",
         f"{base}/complete",
+        f"{base}/edit",
         f"{base}/enrollments/{enrollment['id']}",
     ]
     posts = [
@@ -710,6 +711,9 @@ def test_every_route_is_404_for_another_workspace(app, client, api, outsider, lo
         (f"{base}/enrollments/{enrollment['id']}/unenroll", {}),
         (f"{base}/deliveries/{delivery['id']}/resolve", {"sent": "true"}),
         (f"{base}/deliveries/resolve", {"sent": "true"}),
+        (f"{base}/edit", {"name": "Hijacked"}),
+        (f"{base}/enrollments/{enrollment['id']}/skip-wait", {}),
+        (f"{base}/deliveries/{delivery['id']}/retry", {}),
     ]
 
     for path in gets:

@@ -7,6 +7,7 @@ the API, the dashboard and the imports.
 
 import uuid
 from dataclasses import dataclass, field
+from datetime import datetime
 
 import sqlalchemy as sa
 from pydantic import TypeAdapter, ValidationError
@@ -437,6 +438,15 @@ def change_enrollment_status(
     return get_enrollment(workspace, enrollment.id)
 
 
+def waits_on_time(enrollment: CampaignEnrollment, now: datetime | None = None) -> bool:
+    """Whether the enrollment's next step waits for a time that `skip_wait` can bring forward."""
+    return (
+        enrollment.status == EnrollmentStatus.ACTIVE
+        and enrollment.next_action_at is not None
+        and enrollment.next_action_at > (now or utcnow())
+    )
+
+
 def skip_wait(
     workspace: Workspace, enrollment_id: uuid.UUID, *, actor: lifecycle.Actor = lifecycle.Actor.PERSON
 ) -> CampaignEnrollment:
@@ -450,7 +460,7 @@ def skip_wait(
     if enrollment.next_action_at is None:
         raise Conflict("Its next step is not waiting on a time: it is being sent, or waits for a task.")
     now = utcnow()
-    if enrollment.next_action_at > now:
+    if waits_on_time(enrollment, now):
         enrollment.next_action_at, enrollment.wait_reason, enrollment.updated_at = now, None, now
     db.session.commit()
     return get_enrollment(workspace, enrollment.id)

@@ -121,7 +121,17 @@ def update_instance(
     at once."""
     now = now or utcnow()
     instance = get_owned(CampaignInstance, workspace, instance_id, lock=True)
-    given = data.model_fields_set
+    try:
+        _update(workspace, instance, data, actor, now)
+    except Exception:
+        db.session.rollback()  # nothing of a refused edit stays, not even in the session's objects
+        raise
+    db.session.commit()
+    return instance
+
+
+def _update(workspace: Workspace, instance: CampaignInstance, data: InstanceUpdateIn, actor, now: datetime) -> None:
+    given = data.model_fields_set - {"confirm"}
     if instance.status == InstanceStatus.COMPLETED and given - {"status"}:
         raise Conflict("A completed campaign cannot be edited: clone it to run it again.")
     if "name" in given:
@@ -135,8 +145,6 @@ def update_instance(
         _transition(workspace, instance, data.status, now, actor, confirm=data.confirm)
     if retimed and instance.started_at is not None and instance.status != InstanceStatus.COMPLETED:
         replan_waiting(instance.id, now)
-    db.session.commit()
-    return instance
 
 
 def _edit_settings(workspace: Workspace, instance: CampaignInstance, settings, now: datetime) -> bool:

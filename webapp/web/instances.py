@@ -9,9 +9,11 @@ time is the services' and the indexes' business; see bench/campaign_page.py).
 
 import math
 import uuid
+from datetime import datetime
 
 from flask import Blueprint, flash, redirect, request, url_for
 from pydantic import BaseModel, ValidationError
+from werkzeug.datastructures import MultiDict
 
 from webapp.downloads import csv_download
 from webapp.errors import Conflict, InvalidTransition, NotFound, Unprocessable, ValidationFailed
@@ -20,7 +22,7 @@ from webapp.models.enums import EnrollmentStatus, InstanceStatus
 from webapp.schemas.analytics import PerformanceOut, of_step
 from webapp.schemas.common import Query
 from webapp.schemas.enrollments import EnrollmentFilter, EnrollmentQuery, EnrollmentStatusIn
-from webapp.schemas.instances import InstanceIn, InstanceQuery, InstanceStatusIn
+from webapp.schemas.instances import InstanceIn, InstanceQuery, InstanceStatusIn, InstanceUpdateIn
 from webapp.schemas.tasks import ResolveDeliveryIn, ScheduleQuery
 from webapp.schemas.validation import validation_failed
 from webapp.security import current_workspace, require_login, safe_next
@@ -38,6 +40,7 @@ from webapp.services import (
 from webapp.services.sending import deliveries
 from webapp.web import errors_by_field
 from webapp.web.forms import form_data
+from webapp.web.times import user_zone
 
 bp = Blueprint("instances", __name__, url_prefix="/campaigns")
 bp.before_request(require_login)
@@ -201,6 +204,89 @@ def create():
         return _new_form(errors={"template_id": [exc.message]}, status=422)
     flash(f"Campaign “{instance.name}” created as a draft: enroll contacts, then launch it.", "success")
     return hx_redirect(url_for(".show", instance_id=instance.id))
+
+
+# The settings the campaign forms edit: on the edit form a blank one goes back to the template's.
+FORM_SETTINGS = (
+    "daily_cap",
+    "timezone",
+    "send_window",
+    "skip_holidays",
+    "track_opens",
+    "track_clicks",
+    "from_name",
+    "from_email",
+)
+
+
+def _edit_values(instance) -> MultiDict:
+    """The edit form's fields, from the campaign's own settings (not the template's)."""
+    settings = instance.settings or {}
+    window = settings.get("send_window") or {}
+    values = MultiDict({"name": instance.name})
+    for key in FORM_SETTINGS:
+        value = settings.get(key)
+        if key != "send_window" and value is not None:
+            values[f"settings.{key}"] = str(value).lower() if isinstance(value, bool) else str(value)
+    for key in ("start", "end", "timezone"):
+        if window.get(key):
+            values[f"settings.send_window.{key}"] = window[key]
+    values.setlist(DAY_FIELD, [str(day) for day in window.get("days", [])])
+    if instance.start_at is not None:
+        values["start_at"] = instance.start_at.astimezone(user_zone()).strftime("%Y-%m-%dT%H:%M")
+    return values
+
+
+def _edit_form(instance, values, *, errors: dict | None = None, status: int = 200):
+    return render(
+        "instances/edit.html",
+        block="edit_form",
+        status=status,
+        instance=instance,
+        values=values,
+        days=values.getlist(DAY_FIELD),
+        errors=errors or {},
+        zone=user_zone().key,
+    )
+
+
+@bp.get("/<uuid:instance_id>/edit")
+def edit(instance_id: uuid.UUID):
+    """The campaign's name, own settings and (for a draft) launch time."""
+    instance = instances.get_instance(current_workspace(), instance_id)
+    return _edit_form(instance, _edit_values(instance))
+
+
+@bp.post("/<uuid:instance_id>/edit")
+def update(instance_id: uuid.UUID):
+    """Save the edit form; a change of timing re-plans the waiting contacts at once (the service)."""
+    workspace = current_workspace()
+    instance = instances.get_instance(workspace, instance_id)
+    data = form_data(lists=(DAY_FIELD,))
+    given = data.get("settings", {})
+    body = {"name": data.get("name", ""), "settings": {key: given.get(key) for key in FORM_SETTINGS}}
+    if instance.status == InstanceStatus.DRAFT:
+        body["start_at"] = _local_time(data.get("start_at"))
+        body["confirm"] = request.form.get("confirm") == "yes"
+    try:
+        instance = instances.update_instance(workspace, instance_id, _validate(InstanceUpdateIn, body))
+    except ValidationFailed as exc:
+        return _edit_form(instance, request.form, errors=_form_errors(exc.details), status=422)
+    except (NotFound, Conflict, Unprocessable) as exc:
+        return _edit_form(instance, request.form, errors={"__all__": [exc.message]}, status=422)
+    flash(f"“{instance.name}” saved.", "success")
+    return hx_redirect(url_for(".show", instance_id=instance.id))
+
+
+def _local_time(value: str | None) -> str | None:
+    """A `datetime-local` field's value, read in the user's time zone, as ISO 8601 (None when blank)."""
+    if not value:
+        return None
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        return value  # the schema says what is wrong with it
+    return moment.replace(tzinfo=moment.tzinfo or user_zone()).isoformat()
 
 
 def _enrollments_context(workspace, instance) -> dict:
@@ -383,7 +469,27 @@ def enrollment(instance_id: uuid.UUID, enrollment_id: uuid.UUID):
         drawer=is_htmx(),
         next_url=_here(),
         enrollment_actions=enrollment_actions,
+        can_skip_wait=enrollments.waits_on_time(found),
+        failed_delivery_id=deliveries.failed_delivery_id(found.id) if found.status == EnrollmentStatus.FAILED else None,
     )
+
+
+@bp.post("/<uuid:instance_id>/enrollments/<uuid:enrollment_id>/skip-wait")
+def skip_wait(instance_id: uuid.UUID, enrollment_id: uuid.UUID):
+    """Make one enrollment's next step due now (the send window and caps still apply)."""
+    workspace = current_workspace()
+    _owned_enrollment(workspace, instance_id, enrollment_id)
+    enrollment = enrollments.skip_wait(workspace, enrollment_id)
+    return _row_response(enrollment, f"{enrollment.contact.email}: the next step is due now.")
+
+
+@bp.post("/<uuid:instance_id>/deliveries/<uuid:delivery_id>/retry")
+def retry_delivery(instance_id: uuid.UUID, delivery_id: uuid.UUID):
+    """Send a failed step again: its enrollment is active again and goes at the worker's next run."""
+    workspace = current_workspace()
+    delivery = deliveries.retry_failed_delivery(workspace, delivery_id)
+    enrollment = _owned_enrollment(workspace, instance_id, delivery.enrollment_id)
+    return _row_response(enrollment, f"{enrollment.contact.email}: the failed step goes out again at the next run.")
 
 
 def chart_data(performance: PerformanceOut) -> dict:

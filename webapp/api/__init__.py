@@ -46,4 +46,14 @@ def openapi_json():
     return jsonify(spec)
 
 
-from webapp.api import contacts, enrollments, events, instances, mailboxes, replies, tasks, templates  # noqa: E402, F401
+from webapp.api import (  # noqa: E402, F401
+    campaign_steps,
+    contacts,
+    enrollments,
+    events,
+    instances,
+    mailboxes,
+    replies,
+    tasks,
+    templates,
+)

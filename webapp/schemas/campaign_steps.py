@@ -1,7 +1,7 @@
 """A launched campaign's own steps: the same step bodies as a template's, plus what to do with
 the contacts waiting on a step that goes away."""
 
-from typing import Annotated, Literal
+from typing import Literal
 
 from pydantic import Field, RootModel
 
@@ -24,10 +24,7 @@ class CampaignLinkedInStepIn(LinkedInStepIn):
     channel: Literal["linkedin"]
 
 
-NewStep = Annotated[CampaignEmailStepIn | CampaignLinkedInStepIn, Field(discriminator="channel")]
-
-
-class CampaignStepIn(RootModel[NewStep]):
+class CampaignStepIn(RootModel[CampaignEmailStepIn | CampaignLinkedInStepIn]):
     """A new step for the campaign: an email step or a LinkedIn step, said by `channel`."""
 
 

@@ -14,11 +14,11 @@ import sqlalchemy as sa
 
 from tests import builders, factories
 from webapp.api.base import registry
-from webapp.api.openapi import PATH_PARAM
+from webapp.api.openapi import PATH_PARAM, RAW_BODIES
 from webapp.extensions import db as _db
 from webapp.models import Workspace
 from webapp.schemas.enrollments import MAX_BULK
-from webapp.schemas.events import MAX_BATCH
+from webapp.schemas.events import MAX_BATCH, EventWebhookIn
 from webapp.webhooks import standard
 
 ENVELOPE = {"success", "error", "message", "statusCode", "details"}
@@ -28,6 +28,9 @@ PAGINATED = [op for op in registry.operations if op.paginated]
 
 # A valid body per operation, so that each bad variant differs from a good request in one way.
 VALID_BODIES = {
+    "TestSendIn": {"step": 1, "to": "valid@example.com"},
+    "CampaignStepIn": {"channel": "email", "subject": "Valid", "body": "Valid"},
+    "CampaignStepUpdate": {"subject": "Valid"},
     "TemplateIn": {"name": "Valid"},
     "TemplateUpdate": {"name": "Valid"},
     "EmailStepIn": {"subject": "Valid", "body": "Valid"},
@@ -118,12 +121,13 @@ def url_for(op, world) -> str:
 
 
 def valid_body(op, world) -> dict:
-    if op.raw_body:
+    model = RAW_BODIES.get(op.endpoint) if op.raw_body else op.body
+    if model is None or model is EventWebhookIn:
         return {"provider_event_id": f"ok-{uuid.uuid4()}", "type": "sent", "enrollment_id": world.ids["enrollment_id"]}
-    body = json.loads(json.dumps(VALID_BODIES.get(op.body.__name__, {})))
-    if op.body.__name__ == "InstanceIn":
+    body = json.loads(json.dumps(VALID_BODIES.get(model.__name__, {})))
+    if model.__name__ == "InstanceIn":
         body["template_id"] = world.ids["template_id"]
-    op.body.model_validate(body)  # a new model needs an entry in VALID_BODIES
+    model.model_validate(body)  # a new model needs an entry in VALID_BODIES
     return body
 
 

@@ -134,7 +134,7 @@ def test_a_draft_enrollment_has_no_wait_to_skip_and_a_sent_delivery_no_retry(api
     instance = factories.instance(api)
     factories.enroll(api, instance["id"], 1)
     enrollment = api.get(f"/instances/{instance['id']}/enrollments").get_json()["data"][0]
-    response = api.post(f"/enrollments/{enrollment['id']}/skip-wait")
+    response = api.post(f"/enrollments/{enrollment['id']}/skip-wait", json={})
     assert response.status_code == 409
     assert "enrolled" in response.get_json()["message"]
-    assert api.post("/deliveries/6f1c1e3e-4f43-4b8e-9d0e-0c7f7cfc0a11/retry").status_code == 404
+    assert api.post("/deliveries/6f1c1e3e-4f43-4b8e-9d0e-0c7f7cfc0a11/retry", json={}).status_code == 404

@@ -184,7 +184,9 @@ def _build_world(app, api, owner) -> None:
         "/events/webhook",
         json={"events": [{"provider_event_id": "seed-1", "type": "opened", "enrollment_id": enrollments[0]["id"]}]},
     )
-    steps = {s["channel"]: s["id"] for s in template["steps"]}
+    # The campaign runs on its own copy of the template's steps (taken at launch).
+    campaign_steps = api.get(f"/instances/{instance['id']}/steps").get_json()["data"]["steps"]
+    steps = {s["channel"]: s["id"] for s in campaign_steps}
     with app.app_context():  # what the worker would have left: an open task and an unknown delivery
         task = Task(
             workspace_id=owner.workspace_id,
@@ -213,6 +215,7 @@ def _build_world(app, api, owner) -> None:
             "workspace_id": [{"workspace_id": str(owner.workspace_id)}],
             "task_id": [{"task_id": task_id}],
             "delivery_id": [{"delivery_id": delivery_id}],
+            "campaign_step": [{"instance_id": instance["id"], "step_id": s["id"]} for s in campaign_steps],
             **{
                 channel: [
                     {"template_id": template["id"], "step_id": s["id"]}
@@ -229,7 +232,9 @@ def _build_world(app, api, owner) -> None:
 def flatmap_path_parameters(context, path_parameters):
     if not path_parameters or not KNOWN or not all(_is_uuid(v) for v in path_parameters.values()):
         return st.just(path_parameters)
-    if "step_id" in path_parameters:
+    if "step_id" in path_parameters and "instance_id" in path_parameters:
+        key = "campaign_step"
+    elif "step_id" in path_parameters:
         key = "linkedin" if "/linkedin/" in context.operation.path else "email"
     else:
         (key,) = path_parameters

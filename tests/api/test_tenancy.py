@@ -36,6 +36,7 @@ VALID_BODIES = {
     "InstanceStatusIn": {"status": "paused"},
     "InstanceUpdateIn": {"name": "Hijacked", "status": "paused"},
     "TestSendIn": {"step": 1, "to": "planted@outsider.test"},
+    "CampaignStepIn": {"channel": "email", "subject": "Hijacked", "body": "Hijacked"},
     "EnrollmentIn": {"contact": {"email": "planted@outsider.test"}},
     "BulkEnrollmentIn": {"contacts": [{"contact": {"email": "planted@outsider.test"}}]},
     "EnrollmentStatusIn": {"status": "paused"},

@@ -25,7 +25,7 @@ def add_deliveries(app, api, workspace_id, *, n: int = 3, domain: str = "example
     instance = factories.instance(api, status="active")
     factories.enroll(api, instance["id"], n, domain=domain)
     enrollments = api.get(f"/instances/{instance['id']}/enrollments?sort=email").get_json()["data"]
-    step_id = api.get(f"/templates/{instance['template_id']}").get_json()["data"]["steps"][0]["id"]
+    step_id = api.get(f"/instances/{instance['id']}/steps").get_json()["data"]["steps"][0]["id"]  # the campaign's own
     emails = {e["contact_id"]: api.get(f"/contacts/{e['contact_id']}").get_json()["data"]["email"] for e in enrollments}
     sent = []
     with app.app_context():

@@ -47,6 +47,7 @@ def openapi_json():
 
 
 from webapp.api import (  # noqa: E402, F401
+    campaign_steps,
     contacts,
     enrollments,
     events,

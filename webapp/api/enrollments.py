@@ -6,7 +6,7 @@ from flask import g
 
 from webapp.api import bp
 from webapp.api.base import Page, operation
-from webapp.schemas.common import Query
+from webapp.schemas.common import NoOptions, Query
 from webapp.schemas.enrollments import (
     BulkEnrollmentIn,
     BulkEnrollmentOut,
@@ -121,10 +121,11 @@ def delete_enrollment(enrollment_id: uuid.UUID):
     "/enrollments/<uuid:enrollment_id>/skip-wait",
     summary="Make an enrollment's next step due now",
     tag=TAG,
+    body=NoOptions,
     response=EnrollmentOut,
     extra_errors=(409,),
 )
-def skip_wait(enrollment_id: uuid.UUID):
+def skip_wait(enrollment_id: uuid.UUID, body: NoOptions):
     """Skips the step's delay (or an out-of-office wait): the next step goes at the worker's next
     run, within the campaign's send window, caps and gaps. 409 unless the enrollment is active
     and waiting on a time."""

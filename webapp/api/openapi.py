@@ -6,6 +6,7 @@ from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema
 
 from webapp.api.base import IDEMPOTENCY_KEY_PATTERN, Operation
+from webapp.schemas.campaign_steps import CampaignStepUpdate
 from webapp.schemas.common import TIMEZONE_SCHEMA
 from webapp.schemas.events import EventWebhookIn
 
@@ -20,7 +21,11 @@ ERROR_STATUSES = {
     503: "Database unavailable",
 }
 # Operations that parse their body by hand (raw_body=True) and the model that documents it.
-RAW_BODIES: dict[str, type[BaseModel]] = {"receive_events": EventWebhookIn, "receive_signed_events": EventWebhookIn}
+RAW_BODIES: dict[str, type[BaseModel]] = {
+    "receive_events": EventWebhookIn,
+    "receive_signed_events": EventWebhookIn,
+    "update_campaign_step": CampaignStepUpdate,
+}
 # No input string may contain NUL (PostgreSQL cannot store it); lone surrogates are not JSON text.
 NO_NUL = "^[^\\x00]*$"
 PATH_PARAM = re.compile(r"<(?:(\w+):)?(\w+)>")

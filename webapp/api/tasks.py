@@ -6,6 +6,7 @@ from flask import g
 
 from webapp.api import bp
 from webapp.api.base import Page, operation
+from webapp.schemas.common import NoOptions
 from webapp.schemas.tasks import DeliveryOut, DeliveryQuery, ResolveDeliveryIn, TaskFinishIn, TaskOut, TaskQuery
 from webapp.services import lifecycle, tasks
 from webapp.services.sending import deliveries
@@ -119,10 +120,11 @@ def resolve_delivery(delivery_id: uuid.UUID, body: ResolveDeliveryIn):
     "/deliveries/<uuid:delivery_id>/retry",
     summary="Send a failed delivery again",
     tag=TAG,
+    body=NoOptions,
     response=DeliveryOut,
     extra_errors=(409,),
 )
-def retry_delivery(delivery_id: uuid.UUID):
+def retry_delivery(delivery_id: uuid.UUID, body: NoOptions):
     """Its enrollment is active again and the step goes out at the worker's next run. 409 unless
     it failed, its campaign is not completed and the contact may still be written to."""
     return deliveries.retry_failed_delivery(g.workspace, delivery_id, actor=lifecycle.Actor.API)

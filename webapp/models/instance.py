@@ -15,7 +15,13 @@ class CampaignInstance(UUIDPrimaryKey, Timestamps, Base):
     __tablename__ = "campaign_instances"
 
     workspace_id: Mapped[uuid.UUID] = mapped_column(sa.ForeignKey("workspaces.id", ondelete="CASCADE"))
+    # The steps and default settings the campaign runs on: its template while a draft, its own
+    # copy of it once launched (so later template edits do not move it).
     template_id: Mapped[uuid.UUID] = mapped_column(sa.ForeignKey("campaign_templates.id", ondelete="RESTRICT"))
+    # The template the campaign was made from.
+    source_template_id: Mapped[uuid.UUID | None] = mapped_column(
+        sa.ForeignKey("campaign_templates.id", ondelete="SET NULL")
+    )
     name: Mapped[str] = mapped_column(sa.String(255))
     status: Mapped[str] = mapped_column(sa.String(20), default=InstanceStatus.DRAFT)
     settings: Mapped[dict] = mapped_column(default=dict)
@@ -26,7 +32,8 @@ class CampaignInstance(UUIDPrimaryKey, Timestamps, Base):
     start_at: Mapped[datetime | None]
     start_error: Mapped[str | None] = mapped_column(sa.String(500))
 
-    template: Mapped[CampaignTemplate] = relationship(lazy="select")
+    template: Mapped[CampaignTemplate] = relationship(lazy="select", foreign_keys=[template_id])
+    source_template: Mapped[CampaignTemplate | None] = relationship(lazy="select", foreign_keys=[source_template_id])
 
     __table_args__ = (
         sa.Index("ix_campaign_instances_workspace_status", "workspace_id", "status"),
@@ -37,3 +44,8 @@ class CampaignInstance(UUIDPrimaryKey, Timestamps, Base):
             sqlite_where=sa.text("start_at IS NOT NULL"),
         ),
     )
+
+    @property
+    def made_from_id(self) -> uuid.UUID:
+        """The template the campaign was made from (its own copy's id only if that template is gone)."""
+        return self.source_template_id or self.template_id

@@ -19,6 +19,8 @@ class CampaignTemplate(UUIDPrimaryKey, Timestamps, Base):
     description: Mapped[str | None] = mapped_column(sa.Text)
     settings: Mapped[dict] = mapped_column(default=dict)
     is_active: Mapped[bool] = mapped_column(default=True)
+    # A campaign's own copy, taken at launch: never listed or shown as a template.
+    campaign_copy: Mapped[bool] = mapped_column(default=False, server_default=sa.false())
 
     steps: Mapped[list["SequenceStep"]] = relationship(
         order_by="SequenceStep.position", cascade="all, delete-orphan", lazy="raise_on_sql", passive_deletes=True

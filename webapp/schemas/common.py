@@ -161,6 +161,10 @@ class Input(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True, str_max_length=100_000)
 
 
+class NoOptions(Input):
+    """`{}`: the action takes no options (a JSON object all the same, as every write's body is)."""
+
+
 class Output(BaseModel):
     model_config = ConfigDict(from_attributes=True)
 

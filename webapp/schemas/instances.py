@@ -55,7 +55,11 @@ class InstanceQuery(Query):
 
 class InstanceOut(Output):
     id: UUIDStr
-    template_id: UUIDStr
+    template_id: UUIDStr = Field(
+        validation_alias="made_from_id",
+        description="The template the campaign was made from. Once launched, the campaign runs on its own copy of "
+        "its steps: see GET /instances/:id/steps.",
+    )
     name: str
     status: str
     settings: dict

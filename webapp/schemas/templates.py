@@ -94,9 +94,10 @@ class LinkedInStepUpdate(Input):
     is_active: bool | None = None
 
 
-class StepOut(Output):
+class StepFields(Output):
+    """A step as every listing shows it (a template's, or a campaign's own)."""
+
     id: UUIDStr
-    template_id: UUIDStr
     step_number: int = Field(validation_alias="position")
     channel: str
     action_type: str = Field(validation_alias="action")
@@ -109,6 +110,10 @@ class StepOut(Output):
     is_active: bool
     created_at: datetime
     updated_at: datetime
+
+
+class StepOut(StepFields):
+    template_id: UUIDStr
 
 
 class TemplateOut(Output):

@@ -7,6 +7,7 @@ on SQLite through multi-row INSERT statements. Both run inside the session's tra
 """
 
 from collections.abc import Callable, Sequence
+from datetime import timedelta
 
 import sqlalchemy as sa
 from psycopg.types.json import Jsonb
@@ -162,3 +163,14 @@ def _unnest(types: dict[str, sa.types.TypeEngine], rows: list[tuple]):
     ]
     columns = [sa.column(name, type_) for name, type_ in types.items()]
     return sa.func.unnest(*arrays).table_valued(*columns).render_derived(name="each")
+
+
+def plus(moment: sa.ColumnElement, delta: timedelta) -> sa.ColumnElement:
+    """`moment + delta` in SQL, for a UTC datetime column or expression and a whole number of
+    seconds. SQLite keeps datetimes as text (`YYYY-MM-DD HH:MM:SS.ffffff`): its datetime()
+    drops the fraction, which whole seconds leave unchanged, so the text's own is put back and
+    the result compares and reads like any stored value."""
+    if dialect_name() == "postgresql":
+        return moment + sa.bindparam(None, delta, type_=sa.Interval())
+    seconds = int(delta.total_seconds())
+    return sa.func.datetime(moment, f"{seconds:+d} seconds").op("||")(sa.func.substr(moment, 20))

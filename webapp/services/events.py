@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 import sqlalchemy as sa
+from sqlalchemy.orm import aliased
 
 from webapp.extensions import db
 from webapp.models import (
@@ -89,6 +90,7 @@ def ingest_events(workspace: Workspace, events: list[EventIn], *, provider: str 
                 "metadata": event.metadata or {},
             }
         )
+    _to_own_steps(rows)
     outcome = _store_and_count(rows)
     for position, reason in outcome.refused:
         result.skipped.append({"index": indexes[position], "reason": reason})
@@ -98,6 +100,30 @@ def ingest_events(workspace: Workspace, events: list[EventIn], *, provider: str 
     _apply(workspace, outcome.stopping)
     db.session.commit()
     return result
+
+
+def _to_own_steps(rows: list[dict]) -> None:
+    """A launched campaign runs its own copy of its template's steps; a script that names the
+    template's step (the id it knows from `GET /templates/:id`) means the campaign's step at the
+    same position. Rewrites those `step_id`s in place; one query."""
+    named = {row["step_id"] for row in rows if row["step_id"] is not None}
+    if not named:
+        return
+    source, own = aliased(SequenceStep), aliased(SequenceStep)
+    pairs = db.session.execute(
+        sa.select(CampaignEnrollment.id, source.id, own.id)
+        .join(CampaignInstance, CampaignInstance.id == CampaignEnrollment.instance_id)
+        .join(source, source.template_id == CampaignInstance.source_template_id)
+        .join(own, sa.and_(own.template_id == CampaignInstance.template_id, own.position == source.position))
+        .where(
+            one_of(CampaignEnrollment.id, {row["enrollment_id"] for row in rows}),
+            one_of(source.id, named),
+            CampaignInstance.template_id != CampaignInstance.source_template_id,
+        )
+    ).all()
+    translated = {(enrollment_id, given): mine for enrollment_id, given, mine in pairs}
+    for row in rows:
+        row["step_id"] = translated.get((row["enrollment_id"], row["step_id"]), row["step_id"])
 
 
 def storable(value):

@@ -21,6 +21,7 @@ from webapp.services import lifecycle, readiness
 from webapp.services.lookups import get_owned, like_pattern, paginate
 from webapp.services.mailboxes import checked_settings
 from webapp.services.sending import settings as sending_settings
+from webapp.services.templates import copy_template
 
 log = logging.getLogger("drumbeat.instances")
 
@@ -43,7 +44,9 @@ def create_instance(workspace: Workspace, data: InstanceIn) -> CampaignInstance:
     """A draft campaign from one of the workspace's active templates."""
     template = db.session.scalar(
         sa.select(CampaignTemplate).where(
-            CampaignTemplate.id == data.template_id, CampaignTemplate.workspace_id == workspace.id
+            CampaignTemplate.id == data.template_id,
+            CampaignTemplate.workspace_id == workspace.id,
+            CampaignTemplate.campaign_copy.is_(False),
         )
     )
     if template is None:
@@ -53,6 +56,7 @@ def create_instance(workspace: Workspace, data: InstanceIn) -> CampaignInstance:
     instance = CampaignInstance(
         workspace_id=workspace.id,
         template_id=template.id,
+        source_template_id=template.id,
         name=data.name,
         settings=checked_settings(workspace, settings_dict(data.settings)),
     )
@@ -288,9 +292,13 @@ def _check_launch(workspace: Workspace, instance: CampaignInstance, now, *, conf
 
 
 def _launch(instance: CampaignInstance, now, actor: lifecycle.Actor) -> None:
+    """The campaign takes its own copy of its template (settings and steps), so later edits of the
+    template do not move it; a draft has no deliveries, events or tasks pointing at the old steps."""
     step = first_active_step(instance)
     if step is None:
         raise Conflict("The template has no active steps; add a step before launching.")
+    if not instance.template.campaign_copy:
+        instance.template_id = copy_template(instance.template, campaign_copy=True).id
     instance.started_at = now
     lifecycle.change(
         "launch",

@@ -60,6 +60,7 @@ class Reason(StrEnum):
     COMPLAINED = "complained"
     SEND_FAILED = "send failed"
     UNENROLLED = "unenrolled"
+    STEP_REMOVED = "stopped: the step they were waiting on was removed from the campaign"
 
 
 PEOPLE = frozenset({Actor.PERSON, Actor.API})

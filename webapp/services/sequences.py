@@ -3,6 +3,10 @@
 Positions are 1-based and dense. Inserting at a position shifts the later steps down;
 removing closes the gap. A step that already has deliveries is deactivated instead of
 deleted, so the send ledger and the analytics keep pointing at it.
+
+The same functions edit a launched campaign's own steps (services/campaign_steps.py): with
+`campaign_copy=True` they work on a campaign's copy (a template's id finds none), and with
+`commit=False` they check and flush but leave the commit to that caller.
 """
 
 import uuid
@@ -18,9 +22,12 @@ from webapp.schemas.templates import EmailStepIn, EmailStepUpdate, LinkedInStepI
 from webapp.services.lookups import get_owned
 
 
-def _locked_template(workspace: Workspace, template_id: uuid.UUID) -> CampaignTemplate:
+def _locked_template(workspace: Workspace, template_id: uuid.UUID, campaign_copy: bool = False) -> CampaignTemplate:
     # The row lock serialises concurrent position changes of one template on PostgreSQL.
-    return get_owned(CampaignTemplate, workspace, template_id, lock=True)
+    template = get_owned(CampaignTemplate, workspace, template_id, lock=True)
+    if template.campaign_copy != campaign_copy:
+        raise NotFound(f"Template {template_id} not found.")
+    return template
 
 
 def _step_count(template: CampaignTemplate) -> int:
@@ -53,12 +60,16 @@ def _touch(template: CampaignTemplate) -> None:
     template.updated_at = utcnow()
 
 
-def add_email_step(workspace: Workspace, template_id: uuid.UUID, data: EmailStepIn) -> SequenceStep:
+def add_email_step(
+    workspace: Workspace, template_id: uuid.UUID, data: EmailStepIn, *, campaign_copy: bool = False, commit: bool = True
+) -> SequenceStep:
     """Append an email step, or insert it at `step_number` and shift the later steps."""
     return _add_step(
         workspace,
         template_id,
         data,
+        campaign_copy=campaign_copy,
+        commit=commit,
         channel=Channel.EMAIL,
         action=StepAction.EMAIL,
         subject=data.subject or None,
@@ -67,15 +78,37 @@ def add_email_step(workspace: Workspace, template_id: uuid.UUID, data: EmailStep
     )
 
 
-def add_linkedin_step(workspace: Workspace, template_id: uuid.UUID, data: LinkedInStepIn) -> SequenceStep:
+def add_linkedin_step(
+    workspace: Workspace,
+    template_id: uuid.UUID,
+    data: LinkedInStepIn,
+    *,
+    campaign_copy: bool = False,
+    commit: bool = True,
+) -> SequenceStep:
     """Append a LinkedIn step, or insert it at `step_number` and shift the later steps."""
-    return _add_step(workspace, template_id, data, channel=Channel.LINKEDIN, action=data.action_type, body=data.message)
+    return _add_step(
+        workspace,
+        template_id,
+        data,
+        campaign_copy=campaign_copy,
+        commit=commit,
+        channel=Channel.LINKEDIN,
+        action=data.action_type,
+        body=data.message,
+    )
 
 
 def _add_step(
-    workspace: Workspace, template_id: uuid.UUID, data: EmailStepIn | LinkedInStepIn, **content
+    workspace: Workspace,
+    template_id: uuid.UUID,
+    data: EmailStepIn | LinkedInStepIn,
+    *,
+    campaign_copy: bool,
+    commit: bool,
+    **content,
 ) -> SequenceStep:
-    template = _locked_template(workspace, template_id)
+    template = _locked_template(workspace, template_id, campaign_copy)
     step = SequenceStep(
         template_id=template.id,
         position=_insert_position(template, data.step_number),
@@ -84,7 +117,7 @@ def _add_step(
         is_active=data.is_active,
         **content,
     )
-    return _save_new(template, step)
+    return _save_new(template, step, commit=commit)
 
 
 def check_step_content(**fields: str | None) -> None:
@@ -102,16 +135,16 @@ def check_step_content(**fields: str | None) -> None:
         raise ValidationFailed(f"Invalid template: {summary}", details=details)
 
 
-def _save_new(template: CampaignTemplate, step: SequenceStep) -> SequenceStep:
+def _save_new(template: CampaignTemplate, step: SequenceStep, *, commit: bool) -> SequenceStep:
     check_step_content(subject=step.subject, body=step.body)
     db.session.add(step)
     if template.type != TemplateType.MULTI_CHANNEL and template.type != step.channel:
         template.type = TemplateType.MULTI_CHANNEL
-    _commit(template)
+    _commit(template, commit=commit)
     return step
 
 
-def _commit(template: CampaignTemplate) -> None:
+def _commit(template: CampaignTemplate, *, commit: bool = True) -> None:
     """Save a change of the template's steps. Every email step has a subject or goes in the thread
     of the email before it, and the first one starts a thread of its own."""
     db.session.flush()
@@ -130,7 +163,10 @@ def _commit(template: CampaignTemplate) -> None:
         db.session.rollback()
         raise Conflict(problem, details=[{"field": "subject", "message": problem}])
     _touch(template)
-    db.session.commit()
+    if commit:
+        db.session.commit()
+    else:
+        db.session.flush()
 
 
 def _get_step(template: CampaignTemplate, step_id: uuid.UUID, channel: str) -> SequenceStep:
@@ -158,9 +194,15 @@ def _move(template: CampaignTemplate, step: SequenceStep, requested: int) -> Non
 
 
 def update_email_step(
-    workspace: Workspace, template_id: uuid.UUID, step_id: uuid.UUID, data: EmailStepUpdate
+    workspace: Workspace,
+    template_id: uuid.UUID,
+    step_id: uuid.UUID,
+    data: EmailStepUpdate,
+    *,
+    campaign_copy: bool = False,
+    commit: bool = True,
 ) -> SequenceStep:
-    template = _locked_template(workspace, template_id)
+    template = _locked_template(workspace, template_id, campaign_copy)
     step = _get_step(template, step_id, Channel.EMAIL)
     changes = data.model_dump(exclude_unset=True)
     if changes.get("body", "") is None:
@@ -168,23 +210,29 @@ def update_email_step(
     if changes.get("subject") == "":
         changes["subject"] = None  # a reply in the thread
         step.subject = None
-    return _apply_update(template, step, changes)
+    return _apply_update(template, step, changes, commit=commit)
 
 
 def update_linkedin_step(
-    workspace: Workspace, template_id: uuid.UUID, step_id: uuid.UUID, data: LinkedInStepUpdate
+    workspace: Workspace,
+    template_id: uuid.UUID,
+    step_id: uuid.UUID,
+    data: LinkedInStepUpdate,
+    *,
+    campaign_copy: bool = False,
+    commit: bool = True,
 ) -> SequenceStep:
-    template = _locked_template(workspace, template_id)
+    template = _locked_template(workspace, template_id, campaign_copy)
     step = _get_step(template, step_id, Channel.LINKEDIN)
     changes = data.model_dump(exclude_unset=True)
     if "action_type" in changes:
         changes["action"] = changes.pop("action_type")
     if "message" in changes:
         changes["body"] = changes.pop("message")
-    return _apply_update(template, step, changes)
+    return _apply_update(template, step, changes, commit=commit)
 
 
-def _apply_update(template: CampaignTemplate, step: SequenceStep, changes: dict) -> SequenceStep:
+def _apply_update(template: CampaignTemplate, step: SequenceStep, changes: dict, *, commit: bool) -> SequenceStep:
     check_step_content(subject=changes.get("subject"), body=changes.get("body"))
     requested = changes.pop("step_number", None)
     for field, value in changes.items():
@@ -193,7 +241,7 @@ def _apply_update(template: CampaignTemplate, step: SequenceStep, changes: dict)
         setattr(step, field, value)
     if requested is not None:
         _move(template, step, requested)
-    _commit(template)
+    _commit(template, commit=commit)
     return step
 
 
@@ -210,23 +258,31 @@ def move_step(workspace: Workspace, template_id: uuid.UUID, step_id: uuid.UUID, 
     return step
 
 
-def remove_step(workspace: Workspace, template_id: uuid.UUID, step_id: uuid.UUID, *, channel: str) -> bool:
+def remove_step(
+    workspace: Workspace,
+    template_id: uuid.UUID,
+    step_id: uuid.UUID,
+    *,
+    channel: str,
+    campaign_copy: bool = False,
+    commit: bool = True,
+) -> bool:
     """Delete the step and close the gap; if it was ever sent, deactivate it instead.
 
     Returns True when the step was deleted, False when it was deactivated.
     """
-    template = _locked_template(workspace, template_id)
+    template = _locked_template(workspace, template_id, campaign_copy)
     step = _get_step(template, step_id, channel)
     used = db.session.scalar(sa.select(sa.exists().where(Delivery.step_id == step.id))) or db.session.scalar(
         sa.select(sa.exists().where(Task.step_id == step.id))
     )
     if used:
         step.is_active = False
-        _commit(template)
+        _commit(template, commit=commit)
         return False
     position = step.position
     db.session.delete(step)
     db.session.flush()
     _shift(template, start=position + 1, end=None, by=-1)
-    _commit(template)
+    _commit(template, commit=commit)
     return True

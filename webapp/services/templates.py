@@ -1,13 +1,14 @@
 """Campaign templates: the reusable sequences campaigns are launched from."""
 
 import uuid
+from copy import deepcopy
 
 import sqlalchemy as sa
 from sqlalchemy.orm import selectinload
 
-from webapp.errors import Conflict
+from webapp.errors import Conflict, NotFound
 from webapp.extensions import db
-from webapp.models import CampaignInstance, CampaignTemplate, Workspace
+from webapp.models import CampaignInstance, CampaignTemplate, SequenceStep, Workspace
 from webapp.schemas.settings import settings_dict
 from webapp.schemas.templates import TemplateIn, TemplateUpdate
 from webapp.services.lookups import get_owned, like_pattern, paginate
@@ -30,21 +31,51 @@ def create_template(workspace: Workspace, data: TemplateIn) -> CampaignTemplate:
 
 
 def get_template(workspace: Workspace, template_id: uuid.UUID) -> CampaignTemplate:
-    """The template with its steps loaded, or NotFound."""
+    """The template with its steps loaded, or NotFound (a campaign's copy is not a template)."""
     template = db.session.scalar(
         sa.select(CampaignTemplate)
-        .where(CampaignTemplate.id == template_id, CampaignTemplate.workspace_id == workspace.id)
+        .where(
+            CampaignTemplate.id == template_id,
+            CampaignTemplate.workspace_id == workspace.id,
+            CampaignTemplate.campaign_copy.is_(False),
+        )
         .options(selectinload(CampaignTemplate.steps))
     )
     if template is None:
-        get_owned(CampaignTemplate, workspace, template_id)  # raises the standard NotFound
+        raise NotFound(f"Template {template_id} not found.")
     return template
+
+
+# Every column but the row's identity and times; new columns are copied without a change here.
+_NOT_COPIED = {"id", "created_at", "updated_at"}
+
+
+def _columns(model) -> list[str]:
+    return [column.key for column in sa.inspect(model).column_attrs if column.key not in _NOT_COPIED]
+
+
+def copy_template(template: CampaignTemplate, **changes) -> CampaignTemplate:
+    """A new template with `template`'s settings and all its steps (every column), with
+    `changes` applied to the copy (e.g. `name`, `campaign_copy=True`). Adds and flushes; the
+    caller commits."""
+    copy = CampaignTemplate(**{key: deepcopy(getattr(template, key)) for key in _columns(CampaignTemplate)} | changes)
+    db.session.add(copy)
+    db.session.flush()
+    steps = db.session.scalars(sa.select(SequenceStep).where(SequenceStep.template_id == template.id)).all()
+    db.session.add_all(
+        SequenceStep(**{key: deepcopy(getattr(step, key)) for key in _columns(SequenceStep)} | {"template_id": copy.id})
+        for step in steps
+    )
+    db.session.flush()
+    return copy
 
 
 def list_templates(
     workspace: Workspace, *, search: str | None = None, is_active: bool | None = None, page: int = 1, limit: int = 20
 ) -> tuple[list[CampaignTemplate], int]:
-    query = sa.select(CampaignTemplate).where(CampaignTemplate.workspace_id == workspace.id)
+    query = sa.select(CampaignTemplate).where(
+        CampaignTemplate.workspace_id == workspace.id, CampaignTemplate.campaign_copy.is_(False)
+    )
     if search:
         query = query.where(CampaignTemplate.name.ilike(like_pattern(search), escape="\\"))
     if is_active is not None:
@@ -52,8 +83,15 @@ def list_templates(
     return paginate(query.order_by(CampaignTemplate.created_at.desc(), CampaignTemplate.id), page=page, limit=limit)
 
 
-def update_template(workspace: Workspace, template_id: uuid.UUID, data: TemplateUpdate) -> CampaignTemplate:
+def _owned_template(workspace: Workspace, template_id: uuid.UUID) -> CampaignTemplate:
     template = get_owned(CampaignTemplate, workspace, template_id)
+    if template.campaign_copy:
+        raise NotFound(f"Template {template_id} not found.")
+    return template
+
+
+def update_template(workspace: Workspace, template_id: uuid.UUID, data: TemplateUpdate) -> CampaignTemplate:
+    template = _owned_template(workspace, template_id)
     changes = data.model_dump(exclude_unset=True, exclude={"settings"})
     for field, value in changes.items():
         if value is None and field in ("name", "type", "path_type", "is_active"):
@@ -66,10 +104,12 @@ def update_template(workspace: Workspace, template_id: uuid.UUID, data: Template
 
 
 def delete_template(workspace: Workspace, template_id: uuid.UUID) -> None:
-    """Delete a template and its steps. A template that campaigns use is a Conflict."""
-    template = get_owned(CampaignTemplate, workspace, template_id)
+    """Delete a template and its steps. A template that campaigns use or were made from is a Conflict."""
+    template = _owned_template(workspace, template_id)
     used = db.session.scalar(
-        sa.select(sa.func.count()).select_from(CampaignInstance).where(CampaignInstance.template_id == template.id)
+        sa.select(sa.func.count())
+        .select_from(CampaignInstance)
+        .where(sa.or_(CampaignInstance.template_id == template.id, CampaignInstance.source_template_id == template.id))
     )
     if used:
         raise Conflict(f"Template is used by {used} campaign(s); deactivate it instead (is_active: false).")

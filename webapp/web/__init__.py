@@ -30,6 +30,9 @@ def register_web(app: Flask) -> None:
     from webapp.web import instances, readiness  # noqa: F401 (readiness adds pages to the campaigns' blueprint)
 
     app.register_blueprint(instances.bp)
+    from webapp.web import campaign_steps
+
+    app.register_blueprint(campaign_steps.bp)
     from webapp.web import mailboxes
 
     app.register_blueprint(mailboxes.bp)

@@ -161,6 +161,14 @@ class Input(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True, str_max_length=100_000)
 
 
+class CloneIn(Input):
+    """The optional body of a clone request."""
+
+    name: Name | None = Field(
+        default=None, description='The copy\'s name; default "<name> (copy)", numbered when taken.'
+    )
+
+
 class Output(BaseModel):
     model_config = ConfigDict(from_attributes=True)
 

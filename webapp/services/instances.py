@@ -4,6 +4,7 @@ draft -> active -> paused <-> active -> completed; draft -> completed (cancel).
 Only an active instance sends.
 """
 
+import copy
 import uuid
 
 import sqlalchemy as sa
@@ -16,7 +17,7 @@ from webapp.models.enums import InstanceStatus
 from webapp.schemas.instances import InstanceIn
 from webapp.schemas.settings import settings_dict
 from webapp.services import lifecycle
-from webapp.services.lookups import get_owned, like_pattern, paginate
+from webapp.services.lookups import copy_name, get_owned, like_pattern, paginate
 from webapp.services.mailboxes import checked_settings
 
 TRANSITIONS: dict[str, tuple[str, ...]] = {
@@ -33,15 +34,7 @@ def allowed_transitions(status: str) -> tuple[str, ...]:
 
 def create_instance(workspace: Workspace, data: InstanceIn) -> CampaignInstance:
     """A draft campaign from one of the workspace's active templates."""
-    template = db.session.scalar(
-        sa.select(CampaignTemplate).where(
-            CampaignTemplate.id == data.template_id, CampaignTemplate.workspace_id == workspace.id
-        )
-    )
-    if template is None:
-        raise NotFound(f"Template {data.template_id} not found.")
-    if not template.is_active:
-        raise Conflict("Template is inactive; activate it before creating a campaign from it.")
+    template = _usable_template(workspace, data.template_id)
     instance = CampaignInstance(
         workspace_id=workspace.id,
         template_id=template.id,
@@ -51,6 +44,37 @@ def create_instance(workspace: Workspace, data: InstanceIn) -> CampaignInstance:
     db.session.add(instance)
     db.session.commit()
     return instance
+
+
+def _usable_template(workspace: Workspace, template_id: uuid.UUID) -> CampaignTemplate:
+    """The workspace's template to start a campaign from: NotFound, or Conflict when inactive."""
+    template = db.session.scalar(
+        sa.select(CampaignTemplate).where(
+            CampaignTemplate.id == template_id, CampaignTemplate.workspace_id == workspace.id
+        )
+    )
+    if template is None:
+        raise NotFound(f"Template {template_id} not found.")
+    if not template.is_active:
+        raise Conflict("Template is inactive; activate it before creating a campaign from it.")
+    return template
+
+
+def clone_instance(workspace: Workspace, instance_id: uuid.UUID, *, name: str | None = None) -> CampaignInstance:
+    """A new draft campaign with the campaign's template and settings, named `name` or
+    "<name> (copy)" (numbered when taken); no enrollments, events, deliveries or launch times.
+    NotFound for another workspace's id; Conflict when the template has been deactivated since."""
+    source = get_owned(CampaignInstance, workspace, instance_id)
+    template = _usable_template(workspace, source.template_id)
+    clone = CampaignInstance(
+        workspace_id=workspace.id,
+        template_id=template.id,
+        name=name or copy_name(CampaignInstance, workspace, source.name),
+        settings=copy.deepcopy(source.settings or {}),
+    )
+    db.session.add(clone)
+    db.session.commit()
+    return clone
 
 
 def get_instance(workspace: Workspace, instance_id: uuid.UUID) -> CampaignInstance:

@@ -7,10 +7,10 @@ from sqlalchemy.orm import selectinload
 
 from webapp.errors import Conflict
 from webapp.extensions import db
-from webapp.models import CampaignInstance, CampaignTemplate, Workspace
+from webapp.models import CampaignInstance, CampaignTemplate, SequenceStep, Workspace
 from webapp.schemas.settings import settings_dict
 from webapp.schemas.templates import TemplateIn, TemplateUpdate
-from webapp.services.lookups import get_owned, like_pattern, paginate
+from webapp.services.lookups import copied_columns, copy_name, get_owned, like_pattern, paginate
 from webapp.services.mailboxes import checked_settings
 
 
@@ -39,6 +39,22 @@ def get_template(workspace: Workspace, template_id: uuid.UUID) -> CampaignTempla
     if template is None:
         get_owned(CampaignTemplate, workspace, template_id)  # raises the standard NotFound
     return template
+
+
+def clone_template(workspace: Workspace, template_id: uuid.UUID, *, name: str | None = None) -> CampaignTemplate:
+    """A new template with the settings and every step of the template (each step column by column),
+    named `name` or "<name> (copy)" (numbered when taken). NotFound for another workspace's id."""
+    source = get_template(workspace, template_id)
+    clone = CampaignTemplate(
+        **copied_columns(source, skip=("name",)), name=name or copy_name(CampaignTemplate, workspace, source.name)
+    )
+    db.session.add(clone)
+    db.session.flush()
+    db.session.add_all(
+        SequenceStep(**copied_columns(step, skip=("template_id",)), template_id=clone.id) for step in source.steps
+    )
+    db.session.commit()
+    return get_template(workspace, clone.id)
 
 
 def list_templates(

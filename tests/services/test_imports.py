@@ -58,7 +58,10 @@ def test_a_small_import_enrolls_at_once_and_reports_rows(db, api, owner):
     assert record.status == "done" and record.progress == 100
     assert (record.enrolled, record.suppressed, record.invalid_count) == (2, 1, 2)
     assert [r["row"] for r in record.invalid_rows] == [4, 5]
-    assert "duplicate of row 2" in record.invalid_rows[1]["reason"]
+    assert record.invalid_rows == [
+        {"row": 4, "reason": "row 4: email is not a valid address"},
+        {"row": 5, "reason": "row 5 repeats row 2"},
+    ]
     ada = db.session.scalar(sa.select(Contact).where(Contact.email == "ada@example.com"))
     assert ada.custom_fields == {"industry": "math"}
 

@@ -274,12 +274,13 @@ def process_import(import_id: uuid.UUID) -> ContactImport:
 
 def _process_chunk(workspace: Workspace, record: ContactImport, chunk: list[tuple[int, dict]]) -> None:
     items = [item for _, item in chunk]
+    rows = [number for number, _ in chunk]  # the reasons name the file's rows
     if record.instance_id is not None:
         report = enroll_contacts(
-            workspace, record.instance_id, items, allow_other_campaigns=record.allow_other_campaigns
+            workspace, record.instance_id, items, allow_other_campaigns=record.allow_other_campaigns, rows=rows
         )
     else:
-        report = upsert_contact_items(workspace, items, suppress=record.kind == "suppression")
+        report = upsert_contact_items(workspace, items, suppress=record.kind == "suppression", rows=rows)
     db.session.refresh(record)
     record.processed_rows += len(chunk)
     record.enrolled += report.enrolled
@@ -292,10 +293,7 @@ def _process_chunk(workspace: Workspace, record: ContactImport, chunk: list[tupl
     for invalid in report.invalid:
         if len(kept) >= MAX_INVALID_KEPT:
             break
-        reason = re.sub(
-            r"duplicate of item (\d+)", lambda m: f"duplicate of row {chunk[int(m.group(1))][0]}", invalid["reason"]
-        )
-        kept.append({"row": chunk[invalid["index"]][0], "reason": reason})
+        kept.append({"row": invalid["row"], "reason": invalid["reason"]})
     record.invalid_rows = kept
     db.session.commit()
 

@@ -6,6 +6,7 @@ rejected, valid data accepted, auth enforced).
 """
 
 import json
+import re
 import shutil
 import uuid
 from types import SimpleNamespace
@@ -27,7 +28,7 @@ from webapp.api.openapi import PATH_PARAM
 from webapp.errors import ValidationFailed
 from webapp.extensions import db as _db
 from webapp.models import Delivery, Task, utcnow
-from webapp.schemas.common import check_json_limits
+from webapp.schemas.common import EMAIL_PATTERN, check_json_limits, normalize_email
 
 SPEC_URL = "/api/campaigns/v2/openapi.json"
 
@@ -241,7 +242,8 @@ def flatmap_path_parameters(context, path_parameters):
 @schema.hook
 def filter_body(context, body):
     """Leave out requests that break a rule JSON Schema cannot express, stated in the descriptions:
-    a send window's start and end differ; free-form JSON is small, shallow and without NUL."""
+    a send window's start and end differ; free-form JSON is small, shallow and without NUL; an
+    internationalised email domain is a valid IDN."""
     stack = [body]
     while stack:
         item = stack.pop()
@@ -254,6 +256,9 @@ def filter_body(context, body):
             for key in ("custom_fields", "metadata"):
                 if isinstance(item.get(key), dict) and not _free_form_ok(item[key]):
                     return False
+            for key in ("email", "from_email"):
+                if isinstance(item.get(key), str) and not _idn_ok(item[key]):
+                    return False
             stack.extend(item.values())
     return True
 
@@ -263,6 +268,17 @@ def _free_form_ok(value: dict) -> bool:
         check_json_limits(value)
         check_json_values(value)
     except (ValueError, ValidationFailed):
+        return False
+    return True
+
+
+def _idn_ok(email: str) -> bool:
+    """False for an address the pattern lets through but whose domain is no valid IDN."""
+    if not re.fullmatch(EMAIL_PATTERN, email):
+        return True
+    try:
+        normalize_email(email)
+    except ValueError:
         return False
     return True
 

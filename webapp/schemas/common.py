@@ -30,15 +30,21 @@ MAX_JSON_DEPTH = 5
 # stored in its Unicode form, so `anna@xn--bcher-kva.de` and `anna@BÜCHER.de` are one contact,
 # `anna@bücher.de`, shown as people type it; the mailer sends to the punycode form. Both
 # conversions use Python's "idna" codec, as the mailer does, so they agree.
-# The whitespace is spelled out, as Python's and ECMAScript's \s differ: the OpenAPI document
-# carries the same pattern (EMAIL_PATTERN, with upper case and non-ASCII domain letters allowed).
-_EMAIL_LOCAL = r"[^@\"(),:;<>\[\\\]\x00-\x20\x7f-\uffff]{1,64}"
+# The local part lists the printable ASCII characters it may use, so that Python and ECMAScript
+# read it alike: the OpenAPI document carries the same pattern (EMAIL_PATTERN, with upper case and
+# the Unicode form of domains).
+_EMAIL_LOCAL = r"[\x21\x23-\x27\x2a\x2b\x2d-\x39\x3d\x3f\x41-\x5a\x5e-\x7e]{1,64}"
 _EMAIL_DOMAIN = r"(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+(?:[a-z]{2,63}|xn--[a-z0-9-]{1,59})"
 # No separate limit on the domain's length: the document could not state it (JSON Schema has no
 # lookahead that generators handle), and the address as a whole is bounded by max_length.
 _EMAIL_RE = re.compile(f"{_EMAIL_LOCAL}@{_EMAIL_DOMAIN}")
-_DOMAIN_LETTERS = r"a-zA-Z\u00a1-\uffff"
-EMAIL_PATTERN = f"^{_EMAIL_LOCAL}@{_EMAIL_DOMAIN.replace('a-z', _DOMAIN_LETTERS)}$"
+# The document's domain: the same, with letters beyond ASCII (an IDN in Unicode form); whether
+# they make a valid IDN is beyond a pattern, and said in the description.
+_IDN = r"a-zA-Z0-9\u00a1-\uffff"
+_DOC_DOMAIN = (
+    rf"(?:[{_IDN}](?:[{_IDN}-]{{0,61}}[{_IDN}])?\.)+(?:[a-zA-Z\u00a1-\uffff]{{2,63}}|xn--[a-zA-Z0-9-]{{1,59}})"
+)
+EMAIL_PATTERN = f"^{_EMAIL_LOCAL}@{_DOC_DOMAIN}$"
 
 # The error types of normalize_email, for callers that word the problem their own way.
 EMAIL_REQUIRED = "email_required"
@@ -150,8 +156,15 @@ def aware(value: datetime) -> datetime:
 
 Email = Annotated[
     str,
-    # The pattern, not `format: email`: that format is ASCII-only, while Unicode local parts pass here.
-    Field(max_length=320, json_schema_extra={"pattern": EMAIL_PATTERN, "description": "An email address."}),
+    # The pattern, not `format: email`, which has no internationalised domains.
+    Field(
+        max_length=320,
+        json_schema_extra={
+            "pattern": EMAIL_PATTERN,
+            "description": "An email address: ASCII before the @; the domain may be internationalised (a valid "
+            "IDN, such as bücher.de), and is stored in its Unicode form.",
+        },
+    ),
     AfterValidator(normalize_email),
 ]
 JsonObject = Annotated[

@@ -183,6 +183,8 @@ def test_unusable_bodies_are_400_and_write_nothing(world, case):
     data, mentions = RAW_CASES[case]
     before = snapshot(world.app)
     for op in WRITE_OPERATIONS:
+        if op.body_optional and not data.strip():
+            continue  # no body at all is the default request (a clone's)
         body = assert_rejected(send(op, world, data), mentions=mentions)
         assert body["error"] == "Validation Error", op_id(op)
     assert snapshot(world.app) == before
@@ -514,7 +516,7 @@ def test_bulk_enrollment_enrolls_the_valid_items_and_reports_the_invalid_by_inde
     reasons = {item["index"]: item["reason"] for item in data["invalid"]}
     assert sorted(reasons) == [1, 2, 3, 4, 6, 7]
     assert "email" in reasons[1] and "contact_id" in reasons[2] and "is_admin" in reasons[3]
-    assert "duplicate" in reasons[6] and "not found" in reasons[7]
+    assert reasons[6] == "row 7 repeats row 1" and "not found" in reasons[7]
     emails = {
         e["contact"]["email"] for e in world.api.get(f"/instances/{iid}/enrollments?limit=100").get_json()["data"]
     }

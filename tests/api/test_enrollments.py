@@ -70,8 +70,13 @@ def test_bulk_enrollment_reports_every_outcome(api):
     assert (data["enrolled"], data["already_enrolled"], data["suppressed"]) == (2, 1, 1)
     assert data["contacts_created"] == 1
     assert [item["index"] for item in data["invalid"]] == [4, 5, 6, 7]
-    assert "duplicate of item 0" in data["invalid"][1]["reason"]
-    assert "not found" in data["invalid"][2]["reason"]
+    assert [item["reason"] for item in data["invalid"]] == [
+        "row 5: email is not a valid address",
+        "row 6 repeats row 1",
+        "row 7: contact 00000000-0000-4000-8000-000000000001 not found",
+        'row 8: give the contact as the contact\'s fields ({"email": ...}), "contact" or "contact_id"',
+    ]
+    assert [item["row"] for item in data["invalid"]] == [5, 6, 7, 8]
     updated = api.get(f"/contacts/{existing['id']}").get_json()["data"]
     assert updated["first_name"] == "Updated"
     assert api.get(f"/contacts/{blocked['id']}").get_json()["data"]["status"] == "unsubscribed"

@@ -15,7 +15,13 @@ from webapp.models import CampaignEnrollment, Contact
 from webapp.models.enums import EnrollmentStatus as S
 from webapp.models.enums import InstanceStatus
 from webapp.services import enrollments, lifecycle
-from webapp.services.enrollments import change_enrollment_status, enroll_contacts, unenroll, upsert_contact_items
+from webapp.services.enrollments import (
+    NO_CONTACT,
+    change_enrollment_status,
+    enroll_contacts,
+    unenroll,
+    upsert_contact_items,
+)
 
 
 def enrollments_of(instance) -> dict[str, CampaignEnrollment]:
@@ -61,12 +67,12 @@ def test_the_report_counts_each_outcome_and_names_the_invalid_items(db):
 
     assert (report.enrolled, report.already_enrolled, report.suppressed, report.contacts_created) == (3, 1, 1, 1)
     assert report.invalid == [
-        {"index": 5, "reason": "contact.email: 'not-an-address' is not a valid email address"},
-        {"index": 6, "reason": f"contact {missing} not found"},
-        {"index": 7, "reason": "give exactly one of contact_id or contact"},
-        {"index": 8, "reason": "duplicate of item 3"},
-        {"index": 9, "reason": "duplicate of item 0"},
-        {"index": 10, "reason": "duplicate of item 4"},
+        {"index": 5, "row": 6, "reason": "row 6: email is not a valid address"},
+        {"index": 6, "row": 7, "reason": f"row 7: contact {missing} not found"},
+        {"index": 7, "row": 8, "reason": f"row 8: {NO_CONTACT}"},
+        {"index": 8, "row": 9, "reason": "row 9 repeats row 4"},
+        {"index": 9, "row": 10, "reason": "row 10 repeats row 1"},
+        {"index": 10, "row": 11, "reason": "row 11 repeats row 5"},
     ]
     assert set(enrollments_of(campaign)) == {
         subscribed.email,
@@ -169,7 +175,7 @@ def test_another_workspaces_campaign_is_not_found_and_its_contacts_are_not_enrol
     report = enroll_contacts(workspace_of(mine), mine.id, [{"contact_id": str(their_contact.id)}])
 
     assert report.enrolled == 0
-    assert report.invalid == [{"index": 0, "reason": f"contact {their_contact.id} not found"}]
+    assert report.invalid == [{"index": 0, "row": 1, "reason": f"row 1: contact {their_contact.id} not found"}]
     assert enrollments_of(theirs) == {} and enrollments_of(mine) == {}
 
 
@@ -316,8 +322,8 @@ def test_upserting_contacts_alone_enrolls_nobody_and_reports_unusable_items(db):
 
     assert (report.contacts_created, report.suppressed) == (1, 0)
     assert report.invalid == [
-        {"index": 1, "reason": "give contact data (an email), not a contact_id"},
-        {"index": 2, "reason": "duplicate of item 0"},
+        {"index": 1, "row": 2, "reason": "row 2: give the contact's email, not a contact_id"},
+        {"index": 2, "row": 3, "reason": "row 3 repeats row 1"},
     ]
     assert contact_by_email(campaign.workspace_id, "ada@example.com").status == "subscribed"
     assert enrollments_of(campaign) == {}

@@ -114,7 +114,7 @@ def test_pasting_enrolls_valid_lines_and_reports_the_rest(app, browser, owner_ap
     assert html.lstrip().startswith('<section id="paste"')
     assert (stat(html, "Enrolled"), stat(html, "Already enrolled")) == (3, 1)
     assert (stat(html, "Suppressed, skipped"), stat(html, "Invalid"), stat(html, "New contacts")) == (1, 1, 3)
-    assert "not-an-email" in html and "is not a valid email address" in html
+    assert "not-an-email" in html and "row 3: email is not a valid address" in html
     assert "Value error" not in html  # the reason, not pydantic's wording
     assert '"toast"' in response.headers["HX-Trigger"]
     assert count(app, CampaignEnrollment, CampaignEnrollment.instance_id == uuid.UUID(campaign["id"])) == 4
@@ -192,7 +192,7 @@ def test_a_small_file_goes_from_upload_to_report(app, browser, owner_api, campai
     report = browser.get(report_url).get_data(as_text=True)
     assert "Import complete" in report and "<progress" not in report and "hx-trigger" not in report
     assert (stat(report, "Enrolled"), stat(report, "Suppressed, skipped"), stat(report, "Invalid rows")) == (2, 1, 2)
-    assert "duplicate of row 2" in report
+    assert "row 4: email is not a valid address" in report and "row 5 repeats row 2" in report
     assert f'href="{report_url}/invalid-rows.csv"' in report
     ada = scalar(app, sa.select(Contact).where(Contact.email == "ada@example.com"))
     assert (ada.company, ada.custom_fields) == (None, {"company": "Analytical"})

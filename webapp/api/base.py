@@ -41,6 +41,7 @@ class Operation:
     summary: str
     tag: str
     body: type[BaseModel] | None = None
+    body_optional: bool = False  # no body at all validates as {}
     query: type[BaseModel] | None = None
     response: Any = None
     status: int = 200
@@ -137,8 +138,8 @@ def _bad_text(where: str) -> ValidationFailed:
     return ValidationFailed(f"Invalid request: {where}: {BAD_TEXT}", details=[{"field": where, "message": BAD_TEXT}])
 
 
-def parse_body(model: type[BaseModel]) -> BaseModel:
-    data = parse_json_body()
+def parse_body(model: type[BaseModel], *, optional: bool = False) -> BaseModel:
+    data = {} if optional and not request.get_data(cache=True).strip() else parse_json_body()
     if not isinstance(data, dict):
         raise ValidationFailed("Request body must be a JSON object.")
     try:
@@ -212,7 +213,7 @@ def operation(blueprint, method: str, rule: str, *, summary: str, tag: str, **op
         def wrapper(**path_args):
             kwargs = dict(path_args)
             if op.body is not None:
-                kwargs["body"] = parse_body(op.body)
+                kwargs["body"] = parse_body(op.body, optional=op.body_optional)
             if op.query is not None:
                 kwargs["query"] = parse_query(op.query)
             key = request.headers.get("Idempotency-Key") if method == "POST" and op.auth else None

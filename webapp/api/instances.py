@@ -8,6 +8,7 @@ from webapp.api import bp
 from webapp.api.base import Page, operation
 from webapp.extensions import limiter
 from webapp.schemas.analytics import PerformanceOut
+from webapp.schemas.common import CloneIn
 from webapp.schemas.instances import InstanceIn, InstanceOut, InstanceQuery, InstanceUpdateIn
 from webapp.schemas.tasks import ResolveDeliveriesOut, ResolveDeliveryIn, ScheduleList, ScheduleQuery
 from webapp.services import analytics, instances, lifecycle, schedule
@@ -29,6 +30,25 @@ TAG = "instances"
 )
 def create_instance(body: InstanceIn):
     return instances.create_instance(g.workspace, body)
+
+
+@operation(
+    bp,
+    "POST",
+    "/instances/<uuid:instance_id>/clone",
+    summary="Clone a campaign as a new draft",
+    tag=TAG,
+    body=CloneIn,
+    body_optional=True,
+    response=InstanceOut,
+    status=201,
+    extra_errors=(409,),
+)
+def clone_instance(instance_id: uuid.UUID, body: CloneIn):
+    """A new draft campaign with the same template and settings, and no enrollments, events or
+    sends; the body may name it (default "<name> (copy)", numbered when that name is taken).
+    409 when the template has been deactivated since."""
+    return instances.clone_instance(g.workspace, instance_id, name=body.name)
 
 
 @operation(

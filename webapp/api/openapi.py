@@ -186,7 +186,7 @@ def build_spec(operations: list[Operation], *, title: str, version: str) -> dict
             entry["description"] = op.description
         if op.body is not None:
             entry["requestBody"] = {
-                "required": True,
+                "required": not op.body_optional,
                 "content": {"application/json": {"schema": refs[(op.body, "validation")]}},
             }
         elif op.raw_body:

@@ -7,6 +7,7 @@ from flask import g
 from webapp.api import bp
 from webapp.api.base import Page, operation
 from webapp.models.enums import Channel
+from webapp.schemas.common import CloneIn
 from webapp.schemas.templates import (
     EmailStepIn,
     EmailStepUpdate,
@@ -86,6 +87,23 @@ def update_template(template_id: uuid.UUID, body: TemplateUpdate):
 def delete_template(template_id: uuid.UUID):
     """A template that campaigns use cannot be deleted (409); deactivate it instead."""
     templates.delete_template(g.workspace, template_id)
+
+
+@operation(
+    bp,
+    "POST",
+    "/templates/<uuid:template_id>/clone",
+    summary="Clone a template with its steps",
+    tag=TAG,
+    body=CloneIn,
+    body_optional=True,
+    response=TemplateDetail,
+    status=201,
+)
+def clone_template(template_id: uuid.UUID, body: CloneIn):
+    """A new template with the same settings and a copy of every step; the body may name it
+    (default "<name> (copy)", numbered when that name is taken)."""
+    return templates.clone_template(g.workspace, template_id, name=body.name)
 
 
 @operation(

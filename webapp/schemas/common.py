@@ -1,5 +1,6 @@
 """Shared field types and helpers for every schema."""
 
+import functools
 import json
 import re
 import uuid
@@ -17,32 +18,74 @@ from pydantic import (
     Strict,
     WithJsonSchema,
 )
+from pydantic_core import PydanticCustomError
 
 MAX_JSON_BYTES = 10 * 1024
 MAX_JSON_DEPTH = 5
 
 # Deliberately simple and fast (bulk requests validate 10,000 addresses): one @, no spaces or
-# control characters, a dotted domain of letters, digits and hyphens. Unicode local parts pass.
-# The whitespace is spelled out, as Python's and ECMAScript's \s differ: the OpenAPI document
-# carries the same pattern (EMAIL_PATTERN, with upper case allowed, as addresses are lower-cased).
-_EMAIL_LOCAL = r"[^@\"(),:;<>\[\\\]\x00-\x20\x7f\x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000\ufeff]{1,64}"
-_EMAIL_DOMAIN = r"(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}"
+# control characters, a dotted domain of letters, digits and hyphens. The local part is ASCII: an
+# address with non-ASCII characters before the @ needs SMTPUTF8, which the mailer does not speak.
+# The domain may be internationalised (IDN): it is checked in its ASCII (punycode) form, and
+# stored in its Unicode form, so `anna@xn--bcher-kva.de` and `anna@BÜCHER.de` are one contact,
+# `anna@bücher.de`, shown as people type it; the mailer sends to the punycode form. Both
+# conversions use Python's "idna" codec, as the mailer does, so they agree.
+# The local part lists the printable ASCII characters it may use, so that Python and ECMAScript
+# read it alike: the OpenAPI document carries the same pattern (EMAIL_PATTERN, with upper case and
+# the Unicode form of domains).
+_EMAIL_LOCAL = r"[\x21\x23-\x27\x2a\x2b\x2d-\x39\x3d\x3f\x41-\x5a\x5e-\x7e]{1,64}"
+_EMAIL_DOMAIN = r"(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+(?:[a-z]{2,63}|xn--[a-z0-9-]{1,59})"
 # No separate limit on the domain's length: the document could not state it (JSON Schema has no
 # lookahead that generators handle), and the address as a whole is bounded by max_length.
 _EMAIL_RE = re.compile(f"{_EMAIL_LOCAL}@{_EMAIL_DOMAIN}")
-EMAIL_PATTERN = f"^{_EMAIL_LOCAL}@{_EMAIL_DOMAIN.replace('a-z', 'a-zA-Z')}$"
+# The document's domain: the same, with letters beyond ASCII (an IDN in Unicode form); whether
+# they make a valid IDN is beyond a pattern, and said in the description.
+_IDN = r"a-zA-Z0-9\u00a1-\uffff"
+_DOC_DOMAIN = (
+    rf"(?:[{_IDN}](?:[{_IDN}-]{{0,61}}[{_IDN}])?\.)+(?:[a-zA-Z\u00a1-\uffff]{{2,63}}|xn--[a-zA-Z0-9-]{{1,59}})"
+)
+EMAIL_PATTERN = f"^{_EMAIL_LOCAL}@{_DOC_DOMAIN}$"
+
+# The error types of normalize_email, for callers that word the problem their own way.
+EMAIL_REQUIRED = "email_required"
+EMAIL_INVALID = "email_invalid"
+EMAIL_NON_ASCII_LOCAL = "email_non_ascii_local"
 
 
 def normalize_email(value: str) -> str:
-    """Lower-case and strip an address, or raise ValueError with a readable reason."""
+    """Lower-case and strip an address, with its domain in Unicode form (see above), or raise
+    ValueError (a PydanticCustomError of type EMAIL_REQUIRED, EMAIL_INVALID or
+    EMAIL_NON_ASCII_LOCAL) with a readable reason."""
     if not isinstance(value, str):
-        raise ValueError("email must be a string")
+        raise PydanticCustomError(EMAIL_INVALID, "email must be a string")
     email = value.strip().lower()
     if not email:
-        raise ValueError("email is required")
-    if len(email) > 320 or not _EMAIL_RE.fullmatch(email) or ".." in email:
-        raise ValueError(f"'{value[:80]}' is not a valid email address")
+        raise PydanticCustomError(EMAIL_REQUIRED, "email is required")
+    local, _, domain = email.rpartition("@")
+    if not local.isascii():
+        raise PydanticCustomError(
+            EMAIL_NON_ASCII_LOCAL,
+            "'{value}' has non-ASCII characters before the @, which mail servers cannot be relied on to "
+            "deliver to; only the part after the @ may have them",
+            {"value": value[:80]},
+        )
+    ascii_domain = domain
+    if not domain.isascii() or "xn--" in domain:
+        domain, ascii_domain = _idn_domain(domain)
+        email = f"{local}@{domain}"
+    if len(email) > 320 or not _EMAIL_RE.fullmatch(f"{local}@{ascii_domain}") or ".." in email:
+        raise PydanticCustomError(EMAIL_INVALID, "'{value}' is not a valid email address", {"value": value[:80]})
     return email
+
+
+@functools.lru_cache(maxsize=4096)
+def _idn_domain(domain: str) -> tuple[str, str]:
+    """(Unicode form, ASCII form) of an internationalised domain; ("", "") when it is none."""
+    try:
+        ascii_domain = domain.encode("idna").decode("ascii")
+        return ascii_domain.encode("ascii").decode("idna"), ascii_domain
+    except UnicodeError:
+        return "", ""
 
 
 def check_json_limits(value: Any) -> Any:
@@ -113,8 +156,15 @@ def aware(value: datetime) -> datetime:
 
 Email = Annotated[
     str,
-    # The pattern, not `format: email`: that format is ASCII-only, while Unicode local parts pass here.
-    Field(max_length=320, json_schema_extra={"pattern": EMAIL_PATTERN, "description": "An email address."}),
+    # The pattern, not `format: email`, which has no internationalised domains.
+    Field(
+        max_length=320,
+        json_schema_extra={
+            "pattern": EMAIL_PATTERN,
+            "description": "An email address: ASCII before the @; the domain may be internationalised (a valid "
+            "IDN, such as bücher.de), and is stored in its Unicode form.",
+        },
+    ),
     AfterValidator(normalize_email),
 ]
 JsonObject = Annotated[
@@ -163,6 +213,14 @@ class Input(BaseModel):
 
 class NoOptions(Input):
     """`{}`: the action takes no options (a JSON object all the same, as every write's body is)."""
+
+
+class CloneIn(Input):
+    """The optional body of a clone request."""
+
+    name: Name | None = Field(
+        default=None, description='The copy\'s name; default "<name> (copy)", numbered when taken.'
+    )
 
 
 class Output(BaseModel):

@@ -46,9 +46,21 @@ class BulkEnrollmentIn(Input):
     contacts: list[Any] = Field(
         min_length=1,
         max_length=MAX_BULK,
-        json_schema_extra={"items": {"$ref": "#/components/schemas/EnrollmentIn"}},
-        description=f"Up to {MAX_BULK} items shaped like a single enrollment request. Invalid items "
-        "are reported by index; the valid ones are enrolled.",
+        json_schema_extra={
+            "items": {
+                "anyOf": [
+                    {"$ref": "#/components/schemas/EnrollmentIn"},
+                    {
+                        "allOf": [{"$ref": "#/components/schemas/ContactData"}],
+                        "properties": {"allow_other_campaigns": {"type": "boolean"}},
+                    },
+                ]
+            }
+        },
+        description=f"Up to {MAX_BULK} items, each shaped like a single enrollment request "
+        '(`{"contact_id": ...}` or `{"contact": {...}}`) or a plain contact (`{"email": ..., "first_name": ...}`), '
+        "with its own `allow_other_campaigns` if needed. Invalid items are reported by index and row with "
+        "a reason for people; the valid ones are enrolled.",
     )
     allow_other_campaigns: bool = Field(default=False, description=ALLOW_OTHER_CAMPAIGNS)
 
@@ -114,8 +126,11 @@ class EnrollmentOut(Output):
 
 
 class InvalidItem(Output):
-    index: int
-    reason: str
+    index: int = Field(description="The item's position in `contacts`, from 0.")
+    row: int = Field(description="The item's number, from 1 (an import's file row).")
+    reason: str = Field(
+        description="For people, naming the row: `row 2: email is not a valid address`, `row 3 repeats row 1`."
+    )
 
 
 class SkippedItem(Output):

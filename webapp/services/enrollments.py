@@ -6,6 +6,7 @@ the API, the dashboard and the imports.
 """
 
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -18,6 +19,8 @@ from webapp.errors import Conflict, NotFound, ValidationFailed
 from webapp.extensions import db
 from webapp.models import CampaignEnrollment, CampaignEvent, CampaignInstance, Contact, Workspace, utcnow
 from webapp.models.enums import EnrollmentStatus, InstanceStatus
+from webapp.schemas.common import EMAIL_INVALID, EMAIL_NON_ASCII_LOCAL, EMAIL_REQUIRED
+from webapp.schemas.contacts import ContactData
 from webapp.schemas.enrollments import EnrollmentIn
 from webapp.schemas.validation import error_message
 from webapp.services import lifecycle, merge_fields, replies
@@ -40,6 +43,7 @@ class EnrollmentReport:
     suppressed: int = 0
     in_other_campaign: int = 0
     contacts_created: int = 0
+    # {index, problem} or {index, repeats: the index it repeats}; {index, row, reason} once worded.
     invalid: list[dict] = field(default_factory=list)
     # Valid items not enrolled for a reason of their own: {index, reason, detail}; the reason is
     # IN_OTHER_CAMPAIGN (as many as `in_other_campaign`), the detail names the other campaigns.
@@ -52,54 +56,138 @@ class EnrollmentReport:
 
 
 def validate_items(items: list) -> tuple[list[tuple[int, EnrollmentIn]], list[dict]]:
-    """Validate raw bulk items: (index, item) for the valid ones and {index, reason} for the rest."""
+    """Validate raw bulk items: (index, item) for the valid ones and {index, problem} for the rest.
+
+    An item is `{"contact_id": ...}`, `{"contact": {...}}`, or the contact's fields themselves
+    (`{"email": ..., "first_name": ...}`), as scripts naturally send it; each of the three may
+    carry `allow_other_campaigns`. Shaping a plain contact is a few dict operations per item."""
+    shaped, problems = [], {}
+    for index, item in enumerate(items):
+        result = _shaped(item)
+        if isinstance(result, str):
+            problems[index] = result
+        else:
+            shaped.append((index, result))
     try:
-        return list(enumerate(_ITEMS.validate_python(items))), []
+        parsed = _ITEMS.validate_python([item for _, item in shaped])
     except ValidationError as exc:
-        reasons: dict[int, str] = {}
         for error in exc.errors(include_url=False, include_input=False):
-            index = error["loc"][0]
-            where = ".".join(str(part) for part in error["loc"][1:])
-            reasons.setdefault(index, f"{where}: {error_message(error)}" if where else error_message(error))
-    good = [i for i in range(len(items)) if i not in reasons]
-    parsed = _ITEMS.validate_python([items[i] for i in good])
-    invalid = [{"index": i, "reason": reasons[i]} for i in sorted(reasons)]
-    return list(zip(good, parsed, strict=True)), invalid
+            problems.setdefault(shaped[error["loc"][0]][0], _problem(error))
+        shaped = [(index, item) for index, item in shaped if index not in problems]
+        parsed = _ITEMS.validate_python([item for _, item in shaped])
+    invalid = [{"index": index, "problem": problems[index]} for index in sorted(problems)]
+    return [(index, item) for (index, _), item in zip(shaped, parsed, strict=True)], invalid
+
+
+_CONTACT_KEYS = frozenset(ContactData.model_fields)
+_FORMS = 'the contact\'s fields ({"email": ...}), "contact" or "contact_id"'
+NO_CONTACT = f"give the contact as {_FORMS}"
+MIXED_FORMS = f"give the contact once, as one of {_FORMS}"
+
+
+def _shaped(item) -> dict | str:
+    """The item as EnrollmentIn takes it, or the problem with its form."""
+    if not isinstance(item, dict):
+        return NO_CONTACT
+    by_id, by_data = "contact_id" in item, "contact" in item
+    if by_id or by_data:
+        return MIXED_FORMS if (by_id and by_data) or not _CONTACT_KEYS.isdisjoint(item) else item
+    if _CONTACT_KEYS.isdisjoint(item):
+        return NO_CONTACT
+    if "allow_other_campaigns" not in item:
+        return {"contact": item}
+    contact = dict(item)
+    return {"allow_other_campaigns": contact.pop("allow_other_campaigns"), "contact": contact}
+
+
+# What is wrong with an item, for people; the row is added by `worded`.
+_EMAIL_PROBLEMS = {
+    "missing": "email is required",
+    EMAIL_REQUIRED: "email is required",
+    EMAIL_INVALID: "email is not a valid address",
+    EMAIL_NON_ASCII_LOCAL: "email has non-ASCII characters before the @, which mail servers cannot be relied on to "
+    "deliver to (only the part after the @ may have them)",
+}
+
+
+def _problem(error: dict) -> str:
+    """One pydantic error of an item, worded for people: the field as the plain contact names it."""
+    loc = [str(part) for part in error["loc"][1:]]
+    if loc[:1] == ["contact"] and len(loc) > 1:
+        loc = loc[1:]
+    field = ".".join(loc)
+    if field == "email" and error["type"] in _EMAIL_PROBLEMS:
+        return _EMAIL_PROBLEMS[error["type"]]
+    if error["type"] == "missing":
+        return f"{field} is required"
+    if error["type"] == "extra_forbidden":
+        return f"{field} is not a field of a contact"
+    return f"{field}: {error_message(error)}" if field else error_message(error)
+
+
+def worded(invalid: list[dict], rows: Sequence[int] | None = None) -> list[dict]:
+    """The invalid items as the API, the paste report and the imports show them: {index, row,
+    reason}, where `row` is the 1-based item number, or `rows[index]` (a CSV file's row numbers),
+    and the reason names it: "row 2: email is not a valid address", "row 3 repeats row 1"."""
+
+    def row(index: int) -> int:
+        return rows[index] if rows is not None else index + 1
+
+    return [
+        {
+            "index": item["index"],
+            "row": row(item["index"]),
+            "reason": f"row {row(item['index'])} repeats row {row(item['repeats'])}"
+            if "repeats" in item
+            else f"row {row(item['index'])}: {item['problem']}",
+        }
+        for item in sorted(invalid, key=lambda item: item["index"])
+    ]
 
 
 def enroll_contacts(
-    workspace: Workspace, instance_id: uuid.UUID, items: list, *, allow_other_campaigns: bool = False
+    workspace: Workspace,
+    instance_id: uuid.UUID,
+    items: list,
+    *,
+    allow_other_campaigns: bool = False,
+    rows: Sequence[int] | None = None,
 ) -> EnrollmentReport:
     """Enroll up to 10,000 raw items (contact ids or contact data) into the instance.
 
     Contacts given by data are created, or updated by email. Suppressed contacts are
     counted and skipped; so are contacts live in another campaign of the workspace (each
     reported by index in `skipped`), unless `allow_other_campaigns` (or the item's own flag).
-    Invalid items are reported by index, and everything else is enrolled in one transaction.
+    Invalid items are reported by index and row (`rows`, else the item's 1-based number) with
+    the reason (see `worded`), and everything else is enrolled in one transaction.
     """
     valid, invalid = validate_items(items)
     report = _enroll(workspace, instance_id, valid, invalid, allow_other_campaigns=allow_other_campaigns)
+    report.invalid = worded(report.invalid, rows)
     db.session.commit()
     return report
 
 
-def upsert_contact_items(workspace: Workspace, items: list, *, suppress: bool = False) -> EnrollmentReport:
+def upsert_contact_items(
+    workspace: Workspace, items: list, *, suppress: bool = False, rows: Sequence[int] | None = None
+) -> EnrollmentReport:
     """Create or update contacts from raw items (contact data only), without enrolling them.
 
     With `suppress`, the contacts also go on the suppression list (status unsubscribed).
+    Invalid items are reported as by `enroll_contacts`.
     """
     valid, invalid = validate_items(items)
     report = EnrollmentReport(invalid=list(invalid))
-    rows, seen = [], {}
+    contacts, seen = [], {}
     for index, item in valid:
         if item.contact is None:
-            report.invalid.append({"index": index, "reason": "give contact data (an email), not a contact_id"})
+            report.invalid.append({"index": index, "problem": "give the contact's email, not a contact_id"})
         elif item.contact.email in seen:
-            report.invalid.append({"index": index, "reason": f"duplicate of item {seen[item.contact.email]}"})
+            report.invalid.append({"index": index, "repeats": seen[item.contact.email]})
         else:
             seen[item.contact.email] = index
-            rows.append(item.contact)
-    upserted = _upsert_contacts(workspace, rows) if rows else []
+            contacts.append(item.contact)
+    upserted = _upsert_contacts(workspace, contacts) if contacts else []
     report.contacts_created = sum(1 for *_, created in upserted if created)
     if suppress:
         suppress_contacts(
@@ -110,7 +198,7 @@ def upsert_contact_items(workspace: Workspace, items: list, *, suppress: bool = 
             actor=lifecycle.Actor.IMPORTER,
         )
         report.suppressed = len(upserted)
-    report.invalid.sort(key=lambda item: item["index"])
+    report.invalid = worded(report.invalid, rows)
     db.session.commit()
     return report
 
@@ -120,7 +208,7 @@ def enroll_contact(workspace: Workspace, instance_id: uuid.UUID, item: Enrollmen
     campaign (unless `item.allow_other_campaigns`); nothing is saved then."""
     report = _enroll(workspace, instance_id, [(0, item)], [])
     if report.invalid:
-        raise NotFound(report.invalid[0]["reason"])
+        raise NotFound(report.invalid[0]["problem"])
     ((contact_id, outcome),) = report.outcomes.items()
     if outcome == "suppressed":
         raise Conflict("Contact is suppressed (unsubscribed, bounced or complained) and cannot be enrolled.")
@@ -155,13 +243,13 @@ def _enroll(workspace, instance_id, valid, invalid, *, allow_other_campaigns: bo
     for index, item in valid:
         if item.contact is not None:
             if item.contact.email in by_email:
-                report.invalid.append({"index": index, "reason": f"duplicate of item {by_email[item.contact.email]}"})
+                report.invalid.append({"index": index, "repeats": by_email[item.contact.email]})
                 continue
             by_email[item.contact.email] = index
             data_rows.append((index, item))
         else:
             if item.contact_id in by_id:
-                report.invalid.append({"index": index, "reason": f"duplicate of item {by_id[item.contact_id]}"})
+                report.invalid.append({"index": index, "repeats": by_id[item.contact_id]})
                 continue
             by_id[item.contact_id] = index
 
@@ -182,9 +270,9 @@ def _enroll(workspace, instance_id, valid, invalid, *, allow_other_campaigns: bo
             found.update({row.id: row.status for row in rows})
         for contact_id, index in by_id.items():
             if contact_id not in found:
-                report.invalid.append({"index": index, "reason": f"contact {contact_id} not found"})
+                report.invalid.append({"index": index, "problem": f"contact {contact_id} not found"})
             elif contact_id in resolved:
-                report.invalid.append({"index": index, "reason": f"duplicate of item {resolved[contact_id][0]}"})
+                report.invalid.append({"index": index, "repeats": resolved[contact_id][0]})
             else:
                 resolved[contact_id] = (index, found[contact_id])
 
@@ -211,7 +299,6 @@ def _enroll(workspace, instance_id, valid, invalid, *, allow_other_campaigns: bo
         report.outcomes[contact_id] = "enrolled" if contact_id in inserted else "already_enrolled"
     report.enrolled = len(inserted)
     report.already_enrolled = len(eligible) - len(inserted)
-    report.invalid.sort(key=lambda item: item["index"])
     report.skipped.sort(key=lambda item: item["index"])
     return report
 

@@ -279,12 +279,13 @@ def process_import(import_id: uuid.UUID) -> ContactImport:
 
 def _process_chunk(workspace: Workspace, record: ContactImport, chunk: list[tuple[int, dict]]) -> None:
     items = [item for _, item in chunk]
+    rows = [number for number, _ in chunk]  # the reasons name the file's rows
     if record.instance_id is not None:
         report = enroll_contacts(
-            workspace, record.instance_id, items, allow_other_campaigns=record.allow_other_campaigns
+            workspace, record.instance_id, items, allow_other_campaigns=record.allow_other_campaigns, rows=rows
         )
     else:
-        report = upsert_contact_items(workspace, items, suppress=record.kind == "suppression")
+        report = upsert_contact_items(workspace, items, suppress=record.kind == "suppression", rows=rows)
     db.session.refresh(record)
     record.processed_rows += len(chunk)
     record.enrolled += report.enrolled
@@ -297,10 +298,7 @@ def _process_chunk(workspace: Workspace, record: ContactImport, chunk: list[tupl
     for invalid in report.invalid:
         if len(kept) >= MAX_INVALID_KEPT:
             break
-        reason = re.sub(
-            r"duplicate of item (\d+)", lambda m: f"duplicate of row {chunk[int(m.group(1))][0]}", invalid["reason"]
-        )
-        kept.append({"row": chunk[invalid["index"]][0], "reason": reason})
+        kept.append({"row": invalid["row"], "reason": invalid["reason"]})
     record.invalid_rows = kept
     db.session.commit()
 
@@ -324,7 +322,9 @@ def invalid_rows_csv(record: ContactImport) -> str:
             width = len(row)  # a file without a header: its first row gives the width
         if number in reasons:
             # Short rows are padded, so that the reason lines up in its own column.
-            lines.append([*row, *[""] * (width - len(row)), f"row {number}: {reasons[number]}"])
+            reason = reasons[number]  # worded for people, naming its row (older imports' did not)
+            reason = reason if reason.startswith(f"row {number}") else f"row {number}: {reason}"
+            lines.append([*row, *[""] * (width - len(row)), reason])
     return csv_text(lines, delimiter=record.delimiter)
 
 

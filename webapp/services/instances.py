@@ -4,6 +4,7 @@ draft -> active -> paused <-> active -> completed; draft -> completed (cancel).
 Only an active instance sends.
 """
 
+import copy
 import logging
 import uuid
 from datetime import datetime
@@ -18,7 +19,7 @@ from webapp.models.enums import EnrollmentStatus, InstanceStatus
 from webapp.schemas.instances import InstanceIn, InstanceUpdateIn
 from webapp.schemas.settings import settings_dict
 from webapp.services import lifecycle, readiness
-from webapp.services.lookups import get_owned, like_pattern, paginate
+from webapp.services.lookups import copy_name, get_owned, like_pattern, paginate
 from webapp.services.mailboxes import checked_settings
 from webapp.services.sending import settings as sending_settings
 from webapp.services.templates import copy_template
@@ -42,17 +43,7 @@ def allowed_transitions(status: str) -> tuple[str, ...]:
 
 def create_instance(workspace: Workspace, data: InstanceIn) -> CampaignInstance:
     """A draft campaign from one of the workspace's active templates."""
-    template = db.session.scalar(
-        sa.select(CampaignTemplate).where(
-            CampaignTemplate.id == data.template_id,
-            CampaignTemplate.workspace_id == workspace.id,
-            CampaignTemplate.campaign_copy.is_(False),
-        )
-    )
-    if template is None:
-        raise NotFound(f"Template {data.template_id} not found.")
-    if not template.is_active:
-        raise Conflict("Template is inactive; activate it before creating a campaign from it.")
+    template = _usable_template(workspace, data.template_id)
     instance = CampaignInstance(
         workspace_id=workspace.id,
         template_id=template.id,
@@ -63,6 +54,44 @@ def create_instance(workspace: Workspace, data: InstanceIn) -> CampaignInstance:
     db.session.add(instance)
     db.session.commit()
     return instance
+
+
+def _usable_template(workspace: Workspace, template_id: uuid.UUID) -> CampaignTemplate:
+    """The workspace's template to start a campaign from: NotFound, or Conflict when inactive."""
+    template = db.session.scalar(
+        sa.select(CampaignTemplate).where(
+            CampaignTemplate.id == template_id,
+            CampaignTemplate.workspace_id == workspace.id,
+            CampaignTemplate.campaign_copy.is_(False),
+        )
+    )
+    if template is None:
+        raise NotFound(f"Template {template_id} not found.")
+    if not template.is_active:
+        raise Conflict("Template is inactive; activate it before creating a campaign from it.")
+    return template
+
+
+def clone_instance(workspace: Workspace, instance_id: uuid.UUID, *, name: str | None = None) -> CampaignInstance:
+    """A new draft campaign with the campaign's template and settings, named `name` or
+    "<name> (copy)" (numbered when taken); no enrollments, events, deliveries or launch times.
+    NotFound for another workspace's id; Conflict when the template has been deactivated since."""
+    source = get_owned(CampaignInstance, workspace, instance_id)
+    if source.template.campaign_copy:  # launched: the clone takes the campaign's own steps as they are now
+        template_id = copy_template(source.template, campaign_copy=True).id
+        made_from = source.source_template_id
+    else:
+        template_id = made_from = _usable_template(workspace, source.template_id).id
+    clone = CampaignInstance(
+        workspace_id=workspace.id,
+        template_id=template_id,
+        source_template_id=made_from,
+        name=name or copy_name(CampaignInstance, workspace, source.name),
+        settings=copy.deepcopy(source.settings or {}),
+    )
+    db.session.add(clone)
+    db.session.commit()
+    return clone
 
 
 def get_instance(workspace: Workspace, instance_id: uuid.UUID) -> CampaignInstance:

@@ -1,7 +1,6 @@
 """Campaign templates: the reusable sequences campaigns are launched from."""
 
 import uuid
-from copy import deepcopy
 
 import sqlalchemy as sa
 from sqlalchemy.orm import selectinload
@@ -11,7 +10,7 @@ from webapp.extensions import db
 from webapp.models import CampaignInstance, CampaignTemplate, SequenceStep, Workspace
 from webapp.schemas.settings import settings_dict
 from webapp.schemas.templates import TemplateIn, TemplateUpdate
-from webapp.services.lookups import get_owned, like_pattern, paginate
+from webapp.services.lookups import copied_columns, copy_name, get_owned, like_pattern, paginate
 from webapp.services.mailboxes import checked_settings
 
 
@@ -46,28 +45,26 @@ def get_template(workspace: Workspace, template_id: uuid.UUID) -> CampaignTempla
     return template
 
 
-# Every column but the row's identity and times; new columns are copied without a change here.
-_NOT_COPIED = {"id", "created_at", "updated_at"}
-
-
-def _columns(model) -> list[str]:
-    return [column.key for column in sa.inspect(model).column_attrs if column.key not in _NOT_COPIED]
-
-
 def copy_template(template: CampaignTemplate, **changes) -> CampaignTemplate:
-    """A new template with `template`'s settings and all its steps (every column), with
-    `changes` applied to the copy (e.g. `name`, `campaign_copy=True`). Adds and flushes; the
-    caller commits."""
-    copy = CampaignTemplate(**{key: deepcopy(getattr(template, key)) for key in _columns(CampaignTemplate)} | changes)
+    """A new template with `template`'s settings and all its steps (every column, a column added
+    later too), with `changes` applied to the copy (e.g. `name`, `campaign_copy=True`). Adds and
+    flushes; the caller commits. Both a person's clone and a campaign's own copy at launch use it."""
+    copy = CampaignTemplate(**copied_columns(template) | changes)
     db.session.add(copy)
     db.session.flush()
     steps = db.session.scalars(sa.select(SequenceStep).where(SequenceStep.template_id == template.id)).all()
-    db.session.add_all(
-        SequenceStep(**{key: deepcopy(getattr(step, key)) for key in _columns(SequenceStep)} | {"template_id": copy.id})
-        for step in steps
-    )
+    db.session.add_all(SequenceStep(**copied_columns(step) | {"template_id": copy.id}) for step in steps)
     db.session.flush()
     return copy
+
+
+def clone_template(workspace: Workspace, template_id: uuid.UUID, *, name: str | None = None) -> CampaignTemplate:
+    """A new template with the settings and every step of the template, named `name` or
+    "<name> (copy)" (numbered when taken). NotFound for another workspace's id (or a campaign's copy)."""
+    source = get_template(workspace, template_id)
+    clone = copy_template(source, name=name or copy_name(CampaignTemplate, workspace, source.name))
+    db.session.commit()
+    return get_template(workspace, clone.id)
 
 
 def list_templates(

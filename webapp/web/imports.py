@@ -241,7 +241,7 @@ def paste(kind: str, instance_id: uuid.UUID | None = None):
         "in_other_campaign": report.in_other_campaign,
         "contacts_created": report.contacts_created,
         "invalid": [
-            {"entry": invalid["index"] + 1, "value": _item_email(items[invalid["index"]]), "reason": invalid["reason"]}
+            {"entry": invalid["row"], "value": _item_email(items[invalid["index"]]), "reason": invalid["reason"]}
             for invalid in report.invalid
         ],
         # Valid entries not enrolled: live in another campaign (the detail names it).

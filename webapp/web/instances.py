@@ -380,6 +380,18 @@ def change_status(instance_id: uuid.UUID):
     return hx_redirect(url_for(".show", instance_id=instance_id))
 
 
+@bp.post("/<uuid:instance_id>/clone")
+def clone(instance_id: uuid.UUID):
+    """Copy the campaign as a new draft (same template and settings, no contacts), then open it."""
+    try:
+        instance = instances.clone_instance(current_workspace(), instance_id)
+    except Conflict as exc:
+        flash(f"The campaign was not copied. {exc.message}", "error")
+        return hx_redirect(url_for(".show", instance_id=instance_id))
+    flash(f"Campaign copied as “{instance.name}”, a draft: enroll contacts, then launch it.", "success")
+    return hx_redirect(url_for(".show", instance_id=instance.id))
+
+
 @bp.get("/<uuid:instance_id>/complete")
 def confirm_complete(instance_id: uuid.UUID):
     """Ask before completing (the confirmation for browsers without JavaScript)."""

@@ -45,6 +45,7 @@ from webapp.services.sequences import (
     update_linkedin_step,
 )
 from webapp.services.templates import (
+    clone_template,
     create_template,
     delete_template,
     get_template,
@@ -227,6 +228,14 @@ def delete(template_id: uuid.UUID):
         return _show(template, block="template_delete", status=409, delete_error=message)
     flash(f"Template “{template.name}” deleted.", "success")
     return hx_redirect(url_for("templates.index"))
+
+
+@bp.post("/<uuid:template_id>/clone")
+def clone(template_id: uuid.UUID):
+    """Copy the template with its settings and steps, then open the copy."""
+    template = clone_template(current_workspace(), template_id)
+    flash(f"Template copied as “{template.name}”: rename it in its settings.", "success")
+    return hx_redirect(url_for("templates.show", template_id=template.id))
 
 
 @bp.post("/<uuid:template_id>/steps/<any(email, linkedin):channel>")

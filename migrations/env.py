@@ -1,5 +1,6 @@
 """Alembic environment, run through Flask-Migrate (`flask db upgrade`)."""
 
+import contextlib
 import logging
 
 import sqlalchemy as sa
@@ -46,10 +47,33 @@ def run_migrations_online():
     conf_args["render_as_batch"] = True
 
     connectable = engine
-    with connectable.connect() as connection:
+    with connectable.connect() as connection, _sqlite_foreign_keys_off(connection):
         context.configure(connection=connection, target_metadata=target_metadata, **conf_args)
         with context.begin_transaction():
             context.run_migrations()
+
+
+@contextlib.contextmanager
+def _sqlite_foreign_keys_off(connection):
+    """SQLite alters a table by copying it and dropping the old one; with foreign keys on (the app
+    turns them on for every connection), that drop deletes, cascades to or is refused by the rows
+    that point at the table. So migrations run with them off, and are checked before they count."""
+    if connection.dialect.name != "sqlite":
+        yield
+        return
+    connection.exec_driver_sql("PRAGMA foreign_keys=OFF")  # outside a transaction, or it does nothing
+    off = not connection.exec_driver_sql("PRAGMA foreign_keys").scalar()
+    connection.commit()  # end SQLAlchemy's implicit transaction: the migrations begin their own
+    if not off:
+        raise RuntimeError("cannot turn SQLite foreign keys off: refusing to migrate")
+    try:
+        yield
+        broken = connection.exec_driver_sql("PRAGMA foreign_key_check").all()
+        if broken:
+            raise RuntimeError(f"the migration broke foreign keys: {broken[:5]}")
+    finally:
+        connection.exec_driver_sql("PRAGMA foreign_keys=ON")
+        connection.commit()
 
 
 if context.is_offline_mode():

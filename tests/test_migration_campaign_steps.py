@@ -145,3 +145,53 @@ def test_launched_campaigns_get_their_own_steps_and_keep_their_history(fresh_app
     assert step_ids("step_id", "event_rollups") == {first, NIL_UUID}
     assert step_ids("step_id", "event_firsts") == {first, NIL_UUID}
     assert len(step_ids("id", "sequence_steps")) == 6  # the template's two, and two in each copy
+
+
+def test_upgrading_a_sqlite_database_keeps_the_rows_of_the_tables_it_copies(fresh_app):  # noqa: F811
+    """SQLite alters a table by copying it and dropping the old one: with foreign keys on, that drop
+    would delete the sends and events of every enrollment (ON DELETE CASCADE)."""
+    upgrade(revision="7b1c2d9e4f10")  # before the mailboxes migration copies campaign_enrollments
+    workspace = insert("workspaces", name="Acme", settings={}, webhook_secret="s")
+    contact = insert("contacts", workspace_id=workspace, email="ada@example.com", custom_fields={}, status="subscribed")
+    template = insert(
+        "campaign_templates",
+        workspace_id=workspace,
+        name="T",
+        type="email",
+        path_type="structured",
+        settings={},
+        is_active=True,
+    )
+    step = insert(
+        "sequence_steps",
+        template_id=template,
+        position=1,
+        channel="email",
+        action="email",
+        delay_days=0,
+        delay_hours=0,
+        subject="Hi",
+        body="Hi",
+        is_active=True,
+    )
+    instance = insert(
+        "campaign_instances", workspace_id=workspace, template_id=template, name="C", status="active", settings={}
+    )
+    enrollment = insert(
+        "campaign_enrollments",
+        workspace_id=workspace,
+        instance_id=instance,
+        contact_id=contact,
+        status="active",
+        current_step=1,
+        enrolled_at=NOW,
+        updated_at=NOW,
+    )
+    insert("deliveries", workspace_id=workspace, enrollment_id=enrollment, step_id=step, status="sent", attempts=1)
+    db.session.commit()
+
+    upgrade()
+
+    counts = [rows(f"SELECT count(*) FROM {table}")[0][0] for table in ("campaign_enrollments", "deliveries")]
+    assert counts == [1, 1]
+    assert rows("PRAGMA foreign_keys")[0][0] == 1 if db.engine.dialect.name == "sqlite" else True

@@ -15,8 +15,6 @@ Create Date: 2026-12-05 10:00:00
 
 """
 
-from contextlib import contextmanager
-
 import sqlalchemy as sa
 from alembic import op
 
@@ -35,36 +33,16 @@ STEP_COLUMNS = (
 
 
 def upgrade():
-    with _sqlite_foreign_keys_off():
-        with op.batch_alter_table("campaign_templates", schema=None) as batch_op:
-            batch_op.add_column(sa.Column("campaign_copy", sa.Boolean(), server_default=sa.false(), nullable=False))
-        with op.batch_alter_table("campaign_instances", schema=None) as batch_op:
-            batch_op.add_column(sa.Column("source_template_id", sa.Uuid(), nullable=True))
-            batch_op.create_foreign_key(
-                SOURCE_FK, "campaign_templates", ["source_template_id"], ["id"], ondelete="SET NULL"
-            )
+    # SQLite copies campaign_instances to add the foreign key: migrations/env.py turns foreign keys
+    # off meanwhile, or the copy's drop of the old table would cascade to the enrollments.
+    with op.batch_alter_table("campaign_templates", schema=None) as batch_op:
+        batch_op.add_column(sa.Column("campaign_copy", sa.Boolean(), server_default=sa.false(), nullable=False))
+    with op.batch_alter_table("campaign_instances", schema=None) as batch_op:
+        batch_op.add_column(sa.Column("source_template_id", sa.Uuid(), nullable=True))
+        batch_op.create_foreign_key(
+            SOURCE_FK, "campaign_templates", ["source_template_id"], ["id"], ondelete="SET NULL"
+        )
     _copy_launched_campaigns()
-
-
-@contextmanager
-def _sqlite_foreign_keys_off():
-    """SQLite alters these tables by copying them and dropping the old one; with foreign keys on,
-    that drop deletes (or cascades to, or is refused by) the rows that point at it. Off for the
-    copy, then checked and on again."""
-    bind = op.get_bind()
-    if bind.dialect.name != "sqlite":
-        yield
-        return
-    bind.exec_driver_sql("PRAGMA foreign_keys=OFF")
-    if bind.exec_driver_sql("PRAGMA foreign_keys").scalar():
-        raise RuntimeError("Cannot turn SQLite foreign keys off (inside a transaction?): refusing to copy tables.")
-    try:
-        yield
-        problems = bind.exec_driver_sql("PRAGMA foreign_key_check").all()
-        if problems:
-            raise RuntimeError(f"Foreign keys broken by the table copy: {problems[:5]}")
-    finally:
-        bind.exec_driver_sql("PRAGMA foreign_keys=ON")
 
 
 def _new_id() -> str:
@@ -144,9 +122,8 @@ def _remap(table: str, match: str) -> None:
 
 
 def downgrade():
-    with _sqlite_foreign_keys_off():
-        with op.batch_alter_table("campaign_instances", schema=None) as batch_op:
-            batch_op.drop_constraint(SOURCE_FK, type_="foreignkey")
-            batch_op.drop_column("source_template_id")
-        with op.batch_alter_table("campaign_templates", schema=None) as batch_op:
-            batch_op.drop_column("campaign_copy")
+    with op.batch_alter_table("campaign_instances", schema=None) as batch_op:
+        batch_op.drop_constraint(SOURCE_FK, type_="foreignkey")
+        batch_op.drop_column("source_template_id")
+    with op.batch_alter_table("campaign_templates", schema=None) as batch_op:
+        batch_op.drop_column("campaign_copy")

@@ -113,3 +113,30 @@ def test_the_enrollment_page_skips_a_wait_and_sends_a_failed_step_again(login, o
     )
     assert response.status_code == 303
     assert api.get(f"/enrollments/{second['id']}").get_json()["data"]["status"] == "active"
+
+
+def test_ticked_enrollments_or_all_that_match_get_one_action(login, owner, api):
+    web = login(owner)
+    instance = factories.instance(api, status="active")
+    factories.enroll(api, instance["id"], 3)
+    rows = api.get(f"/instances/{instance['id']}/enrollments?sort=email").get_json()["data"]
+    page_url = f"/campaigns/{instance['id']}"
+    page = html(web.get(page_url))
+    assert 'form="bulk-actions"' in page and "Apply to all 3" in page
+    token = csrf_token(web, page_url)
+    response = web.post(
+        f"{page_url}/enrollments/actions",
+        data={"csrf_token": token, "action": "pause", "scope": "selection", "enrollment_ids": [rows[0]["id"]]},
+    )
+    assert response.status_code == 303
+    assert "1 of 1 changed" in html(web.get(page_url))
+    response = web.post(
+        f"{page_url}/enrollments/actions",
+        data={"csrf_token": token, "action": "unenroll", "scope": "filter", "status": "active"},
+    )
+    assert response.status_code == 303
+    statuses = [e["status"] for e in api.get(f"/instances/{instance['id']}/enrollments?sort=email").get_json()["data"]]
+    assert statuses == ["paused", "removed", "removed"]
+    response = web.post(f"{page_url}/enrollments/actions", data={"csrf_token": token, "action": "pause"})
+    assert response.status_code == 303
+    assert "Tick the enrollments first" in html(web.get(page_url))

@@ -10,6 +10,8 @@ from webapp.schemas.common import NoOptions, Query
 from webapp.schemas.enrollments import (
     BulkEnrollmentIn,
     BulkEnrollmentOut,
+    EnrollmentActionIn,
+    EnrollmentActionOut,
     EnrollmentIn,
     EnrollmentOut,
     EnrollmentQuery,
@@ -56,6 +58,25 @@ def create_enrollments_bulk(instance_id: uuid.UUID, body: BulkEnrollmentIn):
     return enrollments.enroll_contacts(
         g.workspace, instance_id, body.contacts, allow_other_campaigns=body.allow_other_campaigns
     )
+
+
+@operation(
+    bp,
+    "POST",
+    "/instances/<uuid:instance_id>/enrollments/actions",
+    summary="Pause, resume, unenroll, mark replied or move many enrollments",
+    tag=TAG,
+    body=EnrollmentActionIn,
+    response=EnrollmentActionOut,
+    extra_errors=(409,),
+)
+def act_on_enrollments(instance_id: uuid.UUID, body: EnrollmentActionIn):
+    """The enrollments listed in `enrollment_ids` (each reported in `results`: changed, skipped
+    with the reason, or not_found), or every one `filter` matches (the list's filters: status,
+    search, missing), in one transaction. An enrollment not in a status the action applies to is
+    skipped. `move` enrolls the live ones' contacts in `target_instance_id` and unenrolls them here
+    (at most 10,000 at a time: 409 above that)."""
+    return enrollments.act_on_enrollments(g.workspace, instance_id, body, actor=lifecycle.Actor.API)
 
 
 @operation(

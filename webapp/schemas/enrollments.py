@@ -164,3 +164,53 @@ class BulkEnrollmentOut(Output):
         description="The valid items not enrolled for a reason of their own, by index: `in_other_campaign`."
     )
     contacts_created: int
+
+
+class EnrollmentSelection(Input):
+    """Which enrollments a bulk action takes: the filters of the enrollments list (all of them match)."""
+
+    status: (
+        Literal["enrolled", "active", "paused", "completed", "replied", "bounced", "unsubscribed", "failed", "removed"]
+        | None
+    ) = None
+    search: str | None = Field(default=None, max_length=255)
+    missing: str | None = Field(default=None, json_schema_extra={"pattern": FIELD_PATTERN})
+
+    @field_validator("missing")
+    @classmethod
+    def _merge_field(cls, value: str | None) -> str | None:
+        return EnrollmentQuery._merge_field(value)
+
+
+class EnrollmentActionIn(Input):
+    """One action on many of a campaign's enrollments: those listed in `enrollment_ids`, or every
+    one the `filter` matches (`{}`: all of them). `move` needs `target_instance_id`."""
+
+    action: Literal["pause", "resume", "unenroll", "mark_replied", "move"]
+    enrollment_ids: list[UUIDStr] | None = Field(default=None, min_length=1, max_length=10_000)
+    filter: EnrollmentSelection | None = None
+    target_instance_id: UUIDStr | None = Field(default=None, description="For `move`: the campaign they go to.")
+
+    @model_validator(mode="after")
+    def _one_selection(self):
+        if (self.enrollment_ids is None) == (self.filter is None):
+            raise ValueError("give either enrollment_ids or filter")
+        if (self.action == "move") != (self.target_instance_id is not None):
+            raise ValueError("target_instance_id goes with the move action, and only with it")
+        return self
+
+
+class EnrollmentActionResult(Output):
+    enrollment_id: UUIDStr
+    outcome: Literal["changed", "skipped", "not_found"]
+    reason: str | None = None
+
+
+class EnrollmentActionOut(Output):
+    action: str
+    matched: int = Field(description="Enrollments the selection or filter found in this campaign.")
+    changed: int
+    skipped: int = Field(description="Found, but not in a status the action applies to (or, for a move, not movable).")
+    results: list[EnrollmentActionResult] = Field(
+        description="One per enrollment id given (none for a filter): changed, skipped with the reason, or not_found."
+    )

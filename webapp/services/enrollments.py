@@ -21,7 +21,7 @@ from webapp.models import CampaignEnrollment, CampaignEvent, CampaignInstance, C
 from webapp.models.enums import EnrollmentStatus, InstanceStatus
 from webapp.schemas.common import EMAIL_INVALID, EMAIL_NON_ASCII_LOCAL, EMAIL_REQUIRED
 from webapp.schemas.contacts import ContactData
-from webapp.schemas.enrollments import EnrollmentIn
+from webapp.schemas.enrollments import EnrollmentActionIn, EnrollmentIn
 from webapp.schemas.validation import error_message
 from webapp.services import lifecycle, merge_fields, replies
 from webapp.services.bulk import bulk_insert, dialect_name, one_of
@@ -523,6 +523,96 @@ def change_enrollment_status(
         raise ValidationFailed("status must be paused, active or replied.")
     db.session.commit()
     return get_enrollment(workspace, enrollment.id)
+
+
+MAX_MOVE = 10_000  # a move enrolls in the other campaign; more than this: narrow the filter and repeat
+
+
+@dataclass
+class ActionReport:
+    action: str
+    matched: int = 0
+    changed: int = 0
+    skipped: int = 0
+    results: list[dict] = field(default_factory=list)
+
+
+def act_on_enrollments(
+    workspace: Workspace, instance_id: uuid.UUID, data: EnrollmentActionIn, *, actor: lifecycle.Actor
+) -> ActionReport:
+    """Pause, resume, unenroll, mark replied or move to another campaign the enrollments listed (or
+    every one the filter matches), in one transaction; each through the lifecycle, so an
+    enrollment not in a status the action applies to is skipped, not changed. Set-based: one
+    statement per action whatever the number. Commits."""
+    instance = get_owned(CampaignInstance, workspace, instance_id)
+    now = utcnow()
+    if data.enrollment_ids is not None:
+        wanted = list(dict.fromkeys(uuid.UUID(str(value)) for value in data.enrollment_ids))
+        scope = [CampaignEnrollment.instance_id == instance.id, one_of(CampaignEnrollment.id, wanted)]
+    else:
+        wanted, chosen = None, data.filter
+        conditions = enrollment_filter(instance, status=chosen.status, search=chosen.search, missing=chosen.missing)
+        found = sa.select(CampaignEnrollment.id).join(Contact, Contact.id == CampaignEnrollment.contact_id)
+        scope = [CampaignEnrollment.instance_id == instance.id, CampaignEnrollment.id.in_(found.where(*conditions))]
+    statuses = dict(db.session.execute(sa.select(CampaignEnrollment.id, CampaignEnrollment.status).where(*scope)).all())
+    changed = set(_act(workspace, instance, data, scope, statuses, now, actor))
+    db.session.commit()
+    report = ActionReport(action=data.action, matched=len(statuses), changed=len(changed))
+    report.skipped = report.matched - report.changed
+    for enrollment_id in wanted or ():
+        if enrollment_id in changed:
+            report.results.append({"enrollment_id": enrollment_id, "outcome": "changed"})
+        elif enrollment_id in statuses:
+            reason = f"it is {statuses[enrollment_id]}"
+            report.results.append({"enrollment_id": enrollment_id, "outcome": "skipped", "reason": reason})
+        else:
+            report.results.append(
+                {"enrollment_id": enrollment_id, "outcome": "not_found", "reason": "not in this campaign"}
+            )
+    return report
+
+
+def _act(workspace, instance, data, scope, statuses, now, actor) -> list[uuid.UUID]:
+    if data.action == "pause":
+        return lifecycle.change("pause", actor=actor, where=scope, reason=lifecycle.Reason.PAUSED, now=now)
+    if data.action == "resume":
+        target = lifecycle.resume_status(instance.status)
+        values = {}
+        if target == EnrollmentStatus.ACTIVE:  # a step due meanwhile is due now
+            due = CampaignEnrollment.next_action_at
+            values["next_action_at"] = sa.case((sa.or_(due.is_(None), due < now), now), else_=due)
+        return lifecycle.change(
+            "resume", actor=actor, where=scope, to=target, reason=lifecycle.Reason.RESUMED, now=now, **values
+        )
+    if data.action == "unenroll":
+        return lifecycle.change("remove", actor=actor, where=scope, reason=lifecycle.Reason.UNENROLLED, now=now)
+    if data.action == "mark_replied":
+        return replies.mark_many_replied(workspace, scope, actor=actor, now=now)
+    return _move(workspace, instance, uuid.UUID(str(data.target_instance_id)), scope, statuses, now, actor)
+
+
+def _move(workspace, instance, target_id: uuid.UUID, scope, statuses, now, actor) -> list[uuid.UUID]:
+    """Enroll the live ones' contacts in the target campaign, then end them here (unenrolled, the
+    reason naming the target). A contact the target cannot take (suppressed) stays."""
+    target = get_owned(CampaignInstance, workspace, target_id)
+    if target.id == instance.id:
+        raise Conflict("The enrollments are in this campaign already: choose another one.")
+    live = [enrollment_id for enrollment_id, status in statuses.items() if status in lifecycle.LIVE]
+    if len(live) > MAX_MOVE:
+        raise Conflict(f"{len(live):,} enrollments to move: move at most {MAX_MOVE:,} at a time (narrow the filter).")
+    contacts = dict(
+        db.session.execute(
+            sa.select(CampaignEnrollment.id, CampaignEnrollment.contact_id).where(
+                *scope, CampaignEnrollment.id.in_(live)
+            )
+        ).all()
+    )
+    items = [(index, EnrollmentIn(contact_id=contact_id)) for index, contact_id in enumerate(contacts.values())]
+    report = _enroll(workspace, target.id, items, [], allow_other_campaigns=True)
+    taken = {contact for contact, outcome in report.outcomes.items() if outcome in ("enrolled", "already_enrolled")}
+    moving = [enrollment_id for enrollment_id, contact_id in contacts.items() if contact_id in taken]
+    reason = lifecycle.reason_text(lifecycle.Reason.UNENROLLED, f"moved to {target.name}")
+    return lifecycle.change("remove", actor=actor, ids=moving, reason=reason, now=now)
 
 
 def waits_on_time(enrollment: CampaignEnrollment, now: datetime | None = None) -> bool:

@@ -94,6 +94,20 @@ def clone_instance(workspace: Workspace, instance_id: uuid.UUID, *, name: str | 
     return clone
 
 
+def move_targets(workspace: Workspace, instance: CampaignInstance, *, limit: int = 100) -> list[sa.Row]:
+    """The campaigns `instance`'s contacts can be moved to: the workspace's others not completed."""
+    return db.session.execute(
+        sa.select(CampaignInstance.id, CampaignInstance.name)
+        .where(
+            CampaignInstance.workspace_id == workspace.id,
+            CampaignInstance.id != instance.id,
+            CampaignInstance.status != InstanceStatus.COMPLETED,
+        )
+        .order_by(CampaignInstance.name, CampaignInstance.id)
+        .limit(limit)
+    ).all()
+
+
 def get_instance(workspace: Workspace, instance_id: uuid.UUID) -> CampaignInstance:
     return get_owned(CampaignInstance, workspace, instance_id)
 

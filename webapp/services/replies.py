@@ -165,25 +165,57 @@ def mark_replied(
     enrollment = get_owned(CampaignEnrollment, workspace, enrollment_id)
     # Whatever the campaign's stop rules: a person's word ends it. 409 unless live.
     lifecycle.change_one(enrollment, "reply", actor=actor, reason=lifecycle.Reason.REPLIED, now=now)
-    last_step = db.session.scalar(
+    record_replied(workspace, [enrollment.id], actor=actor, now=now)
+    db.session.commit()
+
+
+def mark_many_replied(
+    workspace: Workspace, where: list, *, actor: lifecycle.Actor, now: datetime | None = None
+) -> list[uuid.UUID]:
+    """`mark_replied` for every live enrollment `where` finds (conditions on enrollments); returns
+    the ids changed. Commits nothing."""
+    now = now or utcnow()
+    changed = lifecycle.change("reply", actor=actor, where=where, reason=lifecycle.Reason.REPLIED, now=now)
+    record_replied(workspace, changed, actor=actor, now=now)
+    return changed
+
+
+def record_replied(workspace: Workspace, enrollment_ids: list[uuid.UUID], *, actor: lifecycle.Actor, now) -> None:
+    """What a person's "replied" leaves, once the enrollments are replied: a `replied` event on
+    each one's last step sent, and the reply's reach (`stop_elsewhere`)."""
+    if not enrollment_ids:
+        return
+    last_step = (
         sa.select(Delivery.step_id)
-        .where(Delivery.enrollment_id == enrollment.id, Delivery.status == DeliveryStatus.SENT)
+        .where(Delivery.enrollment_id == CampaignEnrollment.id, Delivery.status == DeliveryStatus.SENT)
         .order_by(Delivery.created_at.desc())
         .limit(1)
+        .scalar_subquery()
     )
-    events.record_event(
-        workspace,
-        enrollment=enrollment,
-        type=EventType.REPLIED,
-        provider=MANUAL,
-        provider_event_id=f"{MANUAL}:{enrollment.id}",
-        step_id=last_step,
-        occurred_at=now,
-        metadata={"marked_by": actor.value},
-        actor=actor,
-    )
-    stop_elsewhere(workspace, {enrollment.contact_id}, answered={enrollment.id}, now=now)
-    db.session.commit()
+    rows, contacts = [], set()
+    for start in range(0, len(enrollment_ids), lifecycle.CHUNK):
+        found = db.session.execute(
+            sa.select(CampaignEnrollment.id, CampaignEnrollment.contact_id, last_step.label("step_id")).where(
+                one_of(CampaignEnrollment.id, enrollment_ids[start : start + lifecycle.CHUNK])
+            )
+        ).all()
+        for row in found:
+            contacts.add(row.contact_id)
+            rows.append(
+                {
+                    "workspace_id": workspace.id,
+                    "enrollment_id": row.id,
+                    "step_id": row.step_id,
+                    "channel": "email",
+                    "type": EventType.REPLIED,
+                    "provider": MANUAL,
+                    "provider_event_id": f"{MANUAL}:{row.id}",
+                    "occurred_at": now,
+                    "metadata": {"marked_by": actor.value},
+                }
+            )
+    events.record_events(workspace, rows, actor)
+    stop_elsewhere(workspace, contacts, answered=set(enrollment_ids), now=now)
 
 
 def stop_elsewhere(

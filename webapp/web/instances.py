@@ -21,7 +21,7 @@ from webapp.htmx import hx_redirect, hx_trigger, is_htmx, render
 from webapp.models.enums import EnrollmentStatus, InstanceStatus
 from webapp.schemas.analytics import PerformanceOut, of_step
 from webapp.schemas.common import Query
-from webapp.schemas.enrollments import EnrollmentFilter, EnrollmentQuery, EnrollmentStatusIn
+from webapp.schemas.enrollments import EnrollmentActionIn, EnrollmentFilter, EnrollmentQuery, EnrollmentStatusIn
 from webapp.schemas.instances import InstanceIn, InstanceQuery, InstanceStatusIn, InstanceUpdateIn
 from webapp.schemas.tasks import ResolveDeliveryIn, ScheduleQuery
 from webapp.schemas.validation import validation_failed
@@ -289,6 +289,45 @@ def _local_time(value: str | None) -> str | None:
     return moment.replace(tzinfo=moment.tzinfo or user_zone()).isoformat()
 
 
+# The campaign page's bulk actions (services/enrollments.act_on_enrollments): value, label.
+BULK_ACTIONS = (
+    ("pause", "Pause"),
+    ("resume", "Resume"),
+    ("mark_replied", "Mark replied"),
+    ("unenroll", "Unenroll"),
+    ("move", "Move to the campaign chosen"),
+)
+
+
+@bp.post("/<uuid:instance_id>/enrollments/actions")
+def act_on_enrollments(instance_id: uuid.UUID):
+    """One action on the enrollments ticked, or on every one the list's filter matches."""
+    workspace = current_workspace()
+    instances.get_instance(workspace, instance_id)  # another workspace's: 404
+    form = request.form
+    body = {"action": form.get("action", ""), "target_instance_id": form.get("target_instance_id") or None}
+    if body["action"] != "move":
+        body["target_instance_id"] = None
+    if form.get("scope") == "filter":
+        body["filter"] = {key: form[key] for key in ("status", "search", "missing") if form.get(key)}
+    else:
+        body["enrollment_ids"] = form.getlist("enrollment_ids") or None
+    next_url = safe_next(form.get("next"), default=url_for(".show", instance_id=instance_id))
+    try:
+        data = _validate(EnrollmentActionIn, body)
+        report = enrollments.act_on_enrollments(workspace, instance_id, data, actor=lifecycle.Actor.PERSON)
+    except (ValidationFailed, NotFound, Conflict) as exc:
+        nothing_ticked = body.get("enrollment_ids") is None and "filter" not in body
+        flash("Tick the enrollments first, or apply the action to all." if nothing_ticked else exc.message, "error")
+        return hx_redirect(next_url)
+    label = dict(BULK_ACTIONS)[report.action].split(" to ")[0].lower()
+    flash(
+        f"{label.capitalize()}: {report.changed:,} of {report.matched:,} changed; {report.skipped:,} skipped.",
+        "success",
+    )
+    return hx_redirect(next_url)
+
+
 def _enrollments_context(workspace, instance) -> dict:
     query = _query(EnrollmentQuery)
     rows, total = enrollments.list_enrollments(
@@ -312,6 +351,8 @@ def _enrollments_context(workspace, instance) -> dict:
         "enrollment_statuses": [str(status) for status in EnrollmentStatus],
         "next_url": _here(),
         "enrollment_actions": enrollment_actions,
+        "bulk_actions": BULK_ACTIONS,
+        "move_targets": instances.move_targets(workspace, instance) if rows else [],
     }
 
 

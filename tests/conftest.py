@@ -1,7 +1,7 @@
 """Fixtures. The schema always comes from the migrations.
 
 On SQLite each test gets a copy of a freshly migrated database file; on PostgreSQL
-(TEST_DATABASE_URL) the tables are truncated after each test. Either way, services commit
+(TEST_DATABASE_URL) the tables are emptied after each test. Either way, services commit
 for real, so tests see exactly what users would.
 """
 
@@ -22,6 +22,27 @@ from webapp.extensions import db as _db
 
 PG_URL = os.environ.get("TEST_DATABASE_URL")
 pytest_plugins = ["tests.smtp_sink", "tests.pg_cluster", "tests.imap_server"]
+
+
+def _cache_url_builders() -> None:
+    """Every test builds an app, and 70 of the 80 ms that takes are werkzeug compiling the same
+    URL builders again (Python code generated per rule). A builder depends only on its rule's
+    parsed parts and defaults, never on the app: compile each once per test process."""
+    from werkzeug.routing.rules import Rule
+
+    compile_builder, cache = Rule._compile_builder, {}
+
+    def cached(self, append_unknown=True):
+        defaults = tuple(sorted((key, repr(value)) for key, value in (self.defaults or {}).items()))
+        key = (self.rule, self.host, self.subdomain, tuple(self._trace), defaults, append_unknown)
+        if key not in cache:
+            cache[key] = compile_builder(self, append_unknown)
+        return cache[key]
+
+    Rule._compile_builder = cached
+
+
+_cache_url_builders()
 
 
 def pytest_configure(config):
@@ -92,10 +113,10 @@ def app(app_config):
     yield app
     with app.app_context():
         _db.session.remove()
-        if PG_URL:
-            tables = ", ".join(t.name for t in _db.metadata.sorted_tables)
+        if PG_URL:  # DELETE, children first: ten times cheaper than TRUNCATE for a test's few rows
             with _db.engine.begin() as conn:
-                conn.execute(sa.text(f"TRUNCATE {tables} CASCADE"))
+                for table in reversed(_db.metadata.sorted_tables):
+                    conn.execute(table.delete())
         _db.engine.dispose()
 
 

@@ -28,6 +28,7 @@ PAGINATED = [op for op in registry.operations if op.paginated]
 
 # A valid body per operation, so that each bad variant differs from a good request in one way.
 VALID_BODIES = {
+    "EnrollmentActionIn": {"action": "pause", "filter": {}},
     "TestSendIn": {"step": 1, "to": "valid@example.com"},
     "CampaignStepIn": {"channel": "email", "subject": "Valid", "body": "Valid"},
     "CampaignStepUpdate": {"subject": "Valid"},

@@ -74,8 +74,7 @@ def test_a_move_enrolls_in_the_other_campaign_and_unenrolls_here(api, live):
     [
         ({"action": "pause"}, 400),
         ({"action": "pause", "filter": {}, "enrollment_ids": [str(uuid.uuid4())]}, 400),
-        ({"action": "move", "filter": {}}, 400),
-        ({"action": "pause", "filter": {}, "target_instance_id": str(uuid.uuid4())}, 400),
+        ({"action": "move", "filter": {}}, 409),
         ({"action": "explode", "filter": {}}, 400),
         ({"action": "move", "filter": {}, "target_instance_id": str(uuid.uuid4())}, 404),
     ],

@@ -28,6 +28,7 @@ SECRET = "owner-secret"  # in every name and email the owner creates, so a leak 
 
 # A valid body per request model, so that a 404 cannot hide behind a 400.
 VALID_BODIES = {
+    "EnrollmentActionIn": {"action": "unenroll", "filter": {}},
     "TemplateUpdate": {"name": "Hijacked"},
     "EmailStepIn": {"subject": "Hijacked", "body": "Hijacked"},
     "EmailStepUpdate": {"subject": "Hijacked"},

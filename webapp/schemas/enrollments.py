@@ -1,7 +1,8 @@
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic.json_schema import SkipJsonSchema
 
 from webapp.schemas.common import Input, Output, Query, UUIDStr
 from webapp.schemas.contacts import ContactData
@@ -186,17 +187,19 @@ class EnrollmentActionIn(Input):
     """One action on many of a campaign's enrollments: those listed in `enrollment_ids`, or every
     one the `filter` matches (`{}`: all of them). `move` needs `target_instance_id`."""
 
+    model_config = ConfigDict(json_schema_extra={"oneOf": [{"required": ["enrollment_ids"]}, {"required": ["filter"]}]})
+
     action: Literal["pause", "resume", "unenroll", "mark_replied", "move"]
-    enrollment_ids: list[UUIDStr] | None = Field(default=None, min_length=1, max_length=10_000)
-    filter: EnrollmentSelection | None = None
-    target_instance_id: UUIDStr | None = Field(default=None, description="For `move`: the campaign they go to.")
+    enrollment_ids: Annotated[list[UUIDStr], Field(min_length=1, max_length=10_000)] | SkipJsonSchema[None] = None
+    filter: EnrollmentSelection | SkipJsonSchema[None] = None
+    target_instance_id: UUIDStr | None = Field(
+        default=None, description="For `move` (needed: 409 without it): the campaign they go to. Ignored otherwise."
+    )
 
     @model_validator(mode="after")
     def _one_selection(self):
         if (self.enrollment_ids is None) == (self.filter is None):
             raise ValueError("give either enrollment_ids or filter")
-        if (self.action == "move") != (self.target_instance_id is not None):
-            raise ValueError("target_instance_id goes with the move action, and only with it")
         return self
 
 

@@ -588,6 +588,8 @@ def _act(workspace, instance, data, scope, statuses, now, actor) -> list[uuid.UU
         return lifecycle.change("remove", actor=actor, where=scope, reason=lifecycle.Reason.UNENROLLED, now=now)
     if data.action == "mark_replied":
         return replies.mark_many_replied(workspace, scope, actor=actor, now=now)
+    if data.target_instance_id is None:
+        raise Conflict("Choose the campaign to move them to (target_instance_id).")
     return _move(workspace, instance, uuid.UUID(str(data.target_instance_id)), scope, statuses, now, actor)
 
 

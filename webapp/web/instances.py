@@ -306,8 +306,6 @@ def act_on_enrollments(instance_id: uuid.UUID):
     instances.get_instance(workspace, instance_id)  # another workspace's: 404
     form = request.form
     body = {"action": form.get("action", ""), "target_instance_id": form.get("target_instance_id") or None}
-    if body["action"] != "move":
-        body["target_instance_id"] = None
     if form.get("scope") == "filter":
         body["filter"] = {key: form[key] for key in ("status", "search", "missing") if form.get(key)}
     else:

@@ -69,6 +69,23 @@ def test_linkedin_steps_have_their_own_endpoint_and_make_the_template_multi_chan
     assert response.status_code == 404
 
 
+def test_a_connection_note_is_at_most_linkedins_300_characters(api):
+    template = factories.template(api, steps=0)
+    base = f"/templates/{template['id']}/sequences/linkedin"
+    too_long = {"action_type": "connection_request", "message": "x" * 301}
+    response = api.post(base, json=too_long)
+    assert response.status_code == 400
+    assert response.get_json()["details"] == [
+        {"field": "message", "message": "at most 300 characters on LinkedIn (301 given)"}
+    ]
+    assert api.post(base, json={**too_long, "action_type": "message"}).status_code == 201  # a message may be longer
+    note = api.post(base, json={**too_long, "message": "x" * 300}).get_json()["data"]
+    response = api.put(f"{base}/{note['id']}", json={"message": "x" * 301})
+    assert response.status_code == 400
+    steps = api.get(f"/templates/{template['id']}").get_json()["data"]["steps"]
+    assert [len(s["message"]) for s in steps] == [301, 300]
+
+
 def test_a_template_used_by_a_campaign_cannot_be_deleted(api):
     instance = factories.instance(api)
     response = api.delete(f"/templates/{instance['template_id']}")

@@ -135,8 +135,21 @@ def check_step_content(**fields: str | None) -> None:
         raise ValidationFailed(f"Invalid template: {summary}", details=details)
 
 
+CONNECTION_NOTE_CHARS = 300  # LinkedIn's limit on a connection request's note
+
+
+def check_connection_note(action: str, message: str | None) -> None:
+    """A connection request's note longer than LinkedIn takes is refused (naming `message`)."""
+    if action == StepAction.CONNECTION_REQUEST and message and len(message) > CONNECTION_NOTE_CHARS:
+        problem = f"at most {CONNECTION_NOTE_CHARS} characters on LinkedIn ({len(message)} given)"
+        raise ValidationFailed(
+            f"A connection request's note is {problem}.", details=[{"field": "message", "message": problem}]
+        )
+
+
 def _save_new(template: CampaignTemplate, step: SequenceStep, *, commit: bool) -> SequenceStep:
     check_step_content(subject=step.subject, body=step.body)
+    check_connection_note(step.action, step.body)
     db.session.add(step)
     if template.type != TemplateType.MULTI_CHANNEL and template.type != step.channel:
         template.type = TemplateType.MULTI_CHANNEL
@@ -234,6 +247,7 @@ def update_linkedin_step(
 
 def _apply_update(template: CampaignTemplate, step: SequenceStep, changes: dict, *, commit: bool) -> SequenceStep:
     check_step_content(subject=changes.get("subject"), body=changes.get("body"))
+    check_connection_note(changes.get("action") or step.action, changes.get("body", step.body))
     requested = changes.pop("step_number", None)
     for field, value in changes.items():
         if value is None and field in ("delay_days", "delay_hours", "is_active", "action", "subject"):

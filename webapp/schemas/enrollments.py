@@ -1,7 +1,7 @@
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 from pydantic.json_schema import SkipJsonSchema
 
 from webapp.schemas.common import Input, Output, Query, UUIDStr
@@ -72,15 +72,35 @@ class EnrollmentStatusIn(Input):
     )
 
 
+EnrollmentStatusName = Literal[
+    "enrolled", "active", "paused", "completed", "replied", "bounced", "unsubscribed", "failed", "removed"
+]
+
+
+def _merge_field(value: str | None) -> str | None:
+    if value is not None and not is_contact_field(value):
+        raise ValueError("must be a contact's merge field, e.g. first_name or custom.industry")
+    return value
+
+
+# The `missing=` filter of the enrollments list, its export and bulk actions.
+MissingField = Annotated[
+    str | None,
+    Field(
+        json_schema_extra={"pattern": FIELD_PATTERN},
+        description="Only contacts with no value for this merge field (`first_name`, `custom.industry`...), "
+        "as the launch check names them.",
+    ),
+    AfterValidator(_merge_field),
+]
+
+
 class EnrollmentFilter(BaseModel):
     """The enrollments list's filters, which the CSV export honours too."""
 
     model_config = ConfigDict(extra="ignore")
 
-    status: (
-        Literal["enrolled", "active", "paused", "completed", "replied", "bounced", "unsubscribed", "failed", "removed"]
-        | None
-    ) = None
+    status: EnrollmentStatusName | None = None
     search: str | None = Field(default=None, max_length=255)
 
 
@@ -88,19 +108,7 @@ class EnrollmentQuery(Query, EnrollmentFilter):
     sort: Literal[
         "enrolled_at", "-enrolled_at", "email", "-email", "status", "-status", "next_action_at", "-next_action_at"
     ] = "-enrolled_at"
-    missing: str | None = Field(
-        default=None,
-        json_schema_extra={"pattern": FIELD_PATTERN},
-        description="Only contacts with no value for this merge field (`first_name`, `custom.industry`...), "
-        "as the launch check names them.",
-    )
-
-    @field_validator("missing")
-    @classmethod
-    def _merge_field(cls, value: str | None) -> str | None:
-        if value is not None and not is_contact_field(value):
-            raise ValueError("must be a contact's merge field, e.g. first_name or custom.industry")
-        return value
+    missing: MissingField = None
 
 
 class ContactBrief(Output):
@@ -170,17 +178,9 @@ class BulkEnrollmentOut(Output):
 class EnrollmentSelection(Input):
     """Which enrollments a bulk action takes: the filters of the enrollments list (all of them match)."""
 
-    status: (
-        Literal["enrolled", "active", "paused", "completed", "replied", "bounced", "unsubscribed", "failed", "removed"]
-        | None
-    ) = None
+    status: EnrollmentStatusName | None = None
     search: str | None = Field(default=None, max_length=255)
-    missing: str | None = Field(default=None, json_schema_extra={"pattern": FIELD_PATTERN})
-
-    @field_validator("missing")
-    @classmethod
-    def _merge_field(cls, value: str | None) -> str | None:
-        return EnrollmentQuery._merge_field(value)
+    missing: MissingField = None
 
 
 class EnrollmentActionIn(Input):
